@@ -1,0 +1,103 @@
+"""Time the Debye PDF simulator of diffpy.deepstruc on one CPU thread.
+
+Run as ``python benchmarks/bench_debye.py``.  It prints the time of one
+G(r) of a 201-atom cluster on the default grid, the batch rate of
+`simulate_pdfs`, the cost of `PairHistogram.pdf` for a crystalline and a
+blurred cluster, and the speed-up over diffpy.srreal when it is installed.
+"""
+
+import os
+
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_name] = "1"
+
+import importlib.util  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from ase.cluster import FaceCenteredCubic, Octahedron  # noqa: E402
+
+from diffpy.deepstruc.debye import (  # noqa: E402
+    DebyeParameters,
+    PairHistogram,
+    r_grid,
+    simulate_pdf,
+    simulate_pdfs,
+)
+
+
+def median_time(func, repeats=30):
+    """Return the median wall time of func() in seconds."""
+    func()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def batch_clusters(n, rng):
+    """Return n randomly perturbed fcc clusters of 13 to 201 atoms."""
+    templates = [
+        Octahedron("Pt", length, cutoff=cutoff).get_positions()
+        for length, cutoff in ((3, 1), (4, 1), (5, 2), (6, 2), (7, 2))
+    ]
+    templates.append(
+        FaceCenteredCubic(
+            "Pt", [(1, 0, 0), (1, 1, 0), (1, 1, 1)], [2, 3, 2]
+        ).get_positions()
+    )
+    picks = rng.integers(len(templates), size=n)
+    return [
+        templates[i] + rng.normal(0, 0.01, templates[i].shape) for i in picks
+    ]
+
+
+def main():
+    rng = np.random.default_rng(0)
+    params = DebyeParameters()
+    r = r_grid(params.rmin, params.rmax, params.rstep)
+    crystal = Octahedron("Pt", 7, cutoff=2).get_positions()
+    blurred = crystal + rng.normal(0, 0.1, crystal.shape)
+    print(f"cluster: {len(crystal)} atoms, grid {r.size} points, 1 thread")
+
+    seconds = median_time(lambda: simulate_pdf(crystal))
+    print(f"simulate_pdf, crystalline: {seconds * 1e3:8.2f} ms")
+    seconds = median_time(lambda: simulate_pdf(blurred))
+    print(f"simulate_pdf, blurred:     {seconds * 1e3:8.2f} ms")
+
+    for name, cluster in (("crystalline", crystal), ("blurred", blurred)):
+        pairs = PairHistogram.from_cluster(cluster)
+        seconds = median_time(
+            lambda: pairs.pdf(r, params, zoom=1.01, uiso=0.005)
+        )
+        print(
+            f"PairHistogram.pdf, {name} ({pairs.distances.size} distances):"
+            f" {seconds * 1e3:.2f} ms"
+        )
+
+    clusters = batch_clusters(1000, rng)
+    mean_atoms = np.mean([len(c) for c in clusters])
+    zooms = rng.uniform(0.95, 1.05, len(clusters))
+    seconds = median_time(
+        lambda: simulate_pdfs(clusters, params=params, zooms=zooms), 3
+    )
+    print(
+        f"simulate_pdfs, 1000 clusters of {mean_atoms:.0f} atoms on average:"
+        f" {seconds:.2f} s = {1000 / seconds:.0f} clusters/s"
+    )
+
+    if importlib.util.find_spec("diffpy.srreal") is None:
+        print("srreal comparison skipped: diffpy.srreal is not installed")
+        return
+    reference = median_time(lambda: simulate_pdf(crystal, backend="srreal"), 5)
+    seconds = median_time(lambda: simulate_pdf(crystal))
+    print(
+        f"srreal DebyePDFCalculator: {reference * 1e3:.1f} ms, "
+        f"numpy is {reference / seconds:.0f}x faster"
+    )
+
+
+if __name__ == "__main__":
+    main()

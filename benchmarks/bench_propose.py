@@ -1,0 +1,95 @@
+"""Time propose_structures on the bundled Pt example.
+
+Run as ``python benchmarks/bench_propose.py [--repeats N]``.  Each setting
+(the default latent search, then ``search=False``) runs in a fresh
+interpreter, so its first call includes the one-off costs (reading and
+checking the ONNX files, starting onnxruntime); the median of the later
+calls is the steady cost.  Thread counts are left at the library
+defaults (OMP_NUM_THREADS is not set here), and the CPU count is printed
+so that figures from different machines can be compared.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def cpu_counts() -> str:
+    """The machine's CPU count and the CPUs this process may use."""
+    usable = (
+        len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count()
+    )
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")
+    return (
+        f"CPUs: {os.cpu_count()} on the machine, {usable} usable; "
+        f"OMP_NUM_THREADS={threads}"
+    )
+
+
+def measure(search: bool, repeats: int) -> dict:
+    """Time one cold and ``repeats`` warm calls in this process."""
+    from importlib import resources
+
+    import numpy as np
+
+    from diffpy.deepstruc.propose import propose_structures
+
+    data = resources.files("diffpy.deepstruc.data") / "Pt_1.8nm_JQ_S1.gr"
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        candidates = propose_structures(data, search=search)
+        times.append(time.perf_counter() - start)
+    best = candidates[0]
+    return {
+        "first": times[0],
+        "median": float(np.median(times[1:])),
+        "spread": [min(times[1:]), max(times[1:])],
+        "best_rw": best.rw,
+        "best_atoms": len(best.xyz),
+        "n_candidates": len(candidates),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--child", choices=["search", "no-search"])
+    args = parser.parse_args()
+    if args.child:
+        result = measure(args.child == "search", args.repeats)
+        print(json.dumps(result))
+        return
+    print(cpu_counts())
+    print(
+        "propose_structures(Pt_1.8nm_JQ_S1.gr), n_samples=1000, "
+        f"{args.repeats} warm calls after the first"
+    )
+    for child, label in (
+        ("search", "search=True "),
+        ("no-search", "search=False"),
+    ):
+        output = subprocess.run(
+            [sys.executable, __file__, "--child", child]
+            + ["--repeats", str(args.repeats)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        result = json.loads(output.strip().splitlines()[-1])
+        low, high = result["spread"]
+        print(
+            f"  {label}: first call {result['first']:7.2f} s, "
+            f"median {result['median']:6.2f} s "
+            f"(range {low:.2f}-{high:.2f} s); best Rw "
+            f"{result['best_rw']:.3f} with {result['best_atoms']} atoms"
+        )
+
+
+if __name__ == "__main__":
+    main()

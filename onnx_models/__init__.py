@@ -1,0 +1,1 @@
+"""Trained ONNX models of diffpy.deepstruc (one folder per model)."""

@@ -1,0 +1,1 @@
+"""Example data bundled with diffpy.deepstruc."""

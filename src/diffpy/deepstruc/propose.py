@@ -1,0 +1,331 @@
+"""Propose candidate structures for a PDF and rank them by their fit.
+
+The pipeline of :func:`propose_structures`:
+
+1. read and check the PDF (:func:`diffpy.deepstruc.pdfdata.load_pdf`);
+2. build the scale-free prior input and estimate the nearest-neighbour
+   distance d (:func:`diffpy.deepstruc.features.prior_input`);
+3. the prior network gives a Gaussian in the 2-D latent plane; latent
+   points are drawn around its mean at several multiples of its standard
+   deviation (the paper's 3, 5 and 7) and, unless ``search=False``, a
+   regular grid covers the whole region of the training structures, so
+   the right structure is found even when the prior mean sits in the
+   wrong region; after screening (step 6), finer grids around the best
+   decodes are searched the same way;
+4. the decoder turns every point into a cluster; equivalent decodes (same
+   atom count, atom positions within 0.05 d) are merged, and each is
+   scaled so that its mean first-shell distance equals the estimated d;
+5. a cheap proxy ranks all distinct clusters: the correlation, with a
+   linear baseline projected out, of the data's reduced G(u) and the
+   cluster's smeared pair-distance histogram divided by u
+   (:func:`diffpy.deepstruc.matching.fingerprints`);
+6. the best :data:`N_SCREEN` by the proxy get their Debye PDF and Rw with
+   the scale fitted (:func:`diffpy.deepstruc.fitting.scale_and_rw`); the
+   best of those are fitted with scale, zoom and Uiso
+   (:func:`diffpy.deepstruc.fitting.fit_cluster`) and ranked by Rw.
+"""
+
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from diffpy.deepstruc.candidate import Candidate
+from diffpy.deepstruc.debye import DebyeParameters, simulate_pdfs
+from diffpy.deepstruc.features import U_GRID, prior_input
+from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
+from diffpy.deepstruc.matching import (
+    FINGERPRINT_U,
+    fingerprints,
+    nn_distance,
+)
+from diffpy.deepstruc.model import load_model
+from diffpy.deepstruc.pdfdata import PDFData, PDFInputWarning, load_pdf
+
+#: Multiples of the prior standard deviation that latent points are drawn
+#: at (as in the DeepStruc paper).
+SIGMA_MULTIPLIERS = (3.0, 5.0, 7.0)
+#: Points per axis of the latent-plane search grid.
+SEARCH_POINTS = 24
+#: Decodes closer than this (RMS per atom slot, units of d) are merged.
+MERGE_TOLERANCE = 0.05
+#: Distinct decodes whose Debye PDF is computed after the proxy ranking.
+N_SCREEN = 48
+#: r range (Å) of the quick fit.
+FIT_RANGE = (1.5, 30.0)
+#: Number of candidates fully fitted beyond ``top``.
+EXTRA_FITS = 2
+#: Best screened decodes whose latent neighbourhood is searched again.
+N_REFINE = 4
+
+
+def instrument_parameters(pdf: PDFData, model_params: dict) -> DebyeParameters:
+    """Debye parameters for fitting ``pdf``: its header, else the model's.
+
+    Qmax, Qmin and qdamp come from the data (header or user keywords) and
+    fall back to the values the model was trained with; Biso is a start
+    value only (Uiso is fitted).
+    """
+    values = dict(model_params)
+    for key in ("qmax", "qmin", "qdamp"):
+        value = getattr(pdf, key)
+        if value is not None:
+            values[key] = value
+    if values["qmin"] >= values["qmax"]:
+        values["qmin"] = 0.0
+    values["rmax"] = max(values["rmax"], float(pdf.r[-1]) + values["rstep"])
+    return DebyeParameters(**values)
+
+
+def element_of(pdf: PDFData, element: str | None) -> str:
+    """The element that labels the candidates' atoms."""
+    if element:
+        return element
+    composition = (pdf.composition or "").strip()
+    if composition.isalpha() and composition[:1].isupper():
+        if sum(c.isupper() for c in composition) == 1:
+            return composition
+    warnings.warn(
+        f"The data gives no single-element composition ({composition!r}); "
+        "the candidates are labelled Au. Please pass element='Pt' (or "
+        "the right metal); the PDF of a one-element cluster does not "
+        "depend on it.",
+        PDFInputWarning,
+        stacklevel=3,
+    )
+    return "Au"
+
+
+def search_grid(latent_map: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Regular grid over the training structures' latent region.
+
+    Returns
+    -------
+    grid : numpy.ndarray
+        ``(SEARCH_POINTS**2, 2)`` latent points (5 % margin around the
+        bounding box of the training structures).
+    step : numpy.ndarray
+        Grid spacing along each latent axis.
+    """
+    known = np.asarray(latent_map["z"])
+    lo, hi = known.min(0), known.max(0)
+    lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
+    axes = [np.linspace(a, b, SEARCH_POINTS) for a, b in zip(lo, hi)]
+    grid = np.stack(np.meshgrid(*axes), -1).reshape(-1, known.shape[1])
+    return grid, (hi - lo) / (SEARCH_POINTS - 1)
+
+
+def prior_points(mean, sigma, n_samples, rng) -> np.ndarray:
+    """The prior mean, then ``n_samples`` draws split over the multipliers.
+
+    The draws at multiplier k come from a Gaussian with the prior mean and
+    k times the prior standard deviation.
+    """
+    parts = np.array_split(np.arange(n_samples), len(SIGMA_MULTIPLIERS))
+    draws = [
+        mean + k * sigma * rng.standard_normal((len(part), mean.size))
+        for k, part in zip(SIGMA_MULTIPLIERS, parts)
+    ]
+    return np.vstack([mean[None, :], *draws])
+
+
+def local_points(centres: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """A 5 x 5 grid of spacing ``step / 3`` around each centre."""
+    offsets = (np.arange(5) - 2) / 3.0
+    patch = np.stack(np.meshgrid(offsets, offsets), -1).reshape(-1, 2)
+    return (centres[:, None, :] + patch[None] * step).reshape(-1, 2)
+
+
+def merge_equivalent(decoded: list[np.ndarray]) -> list[int]:
+    """Indices of the first of each group of equivalent decodes.
+
+    Two decodes are equivalent when they have the same number of atoms
+    and their atom slots differ by less than :data:`MERGE_TOLERANCE`
+    (root mean square, units of d).  The decoder emits atoms in a fixed
+    slot order, so no assignment is needed.
+    """
+    keep = []
+    counts = np.array([len(x) for x in decoded])
+    for n in np.unique(counts[counts > 1]):
+        members = np.flatnonzero(counts == n)
+        flat = np.array([decoded[i].ravel() for i in members])
+        norms = (flat**2).sum(1)
+        sq = norms[:, None] + norms[None, :] - 2 * flat @ flat.T
+        close = sq < (MERGE_TOLERANCE**2) * n
+        taken = np.zeros(len(members), bool)
+        for j in range(len(members)):
+            if not taken[j]:
+                keep.append(int(members[j]))
+                taken |= close[j]
+    return sorted(keep)
+
+
+def proxy_scores(decoded: list[np.ndarray], features: np.ndarray):
+    """Similarity of decoded clusters (units of d) to the reduced data G(u).
+
+    Returns, for each cluster, the correlation coefficient between the
+    data's prior input and the cluster's fingerprint divided by u, both
+    with their least-squares line in u removed (G of a finite cluster sits
+    on a sloping baseline that the fingerprint lacks).
+    """
+    inside = (FINGERPRINT_U >= U_GRID[0]) & (FINGERPRINT_U <= U_GRID[-1])
+    u = FINGERPRINT_U[inside]
+    data = np.interp(u, U_GRID, features)
+    approx = fingerprints(decoded, units=1.0)[:, inside] / u
+    basis, _ = np.linalg.qr(np.column_stack([np.ones_like(u), u]))
+
+    def detrend(y):
+        y = y - (y @ basis) @ basis.T
+        return y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-12)
+
+    return detrend(approx) @ detrend(data)
+
+
+class Screened(NamedTuple):
+    """A distinct decode with its screening Rw."""
+
+    rw: float
+    z: np.ndarray
+    source: str
+    xyz: np.ndarray  # units of the first-shell distance
+
+
+def screen(net, z, source, features, d, data, params) -> list[Screened]:
+    """Decode latent points and score the most promising distinct decodes.
+
+    Equivalent decodes are merged and rescaled to a unit first-shell
+    distance (:func:`diffpy.deepstruc.matching.nn_distance`), which is what
+    the first PDF peak measures; the proxy keeps the best
+    :data:`N_SCREEN`, and those get Rw with the scale fitted.
+    """
+    decoded = net.decode(z)
+    distinct = merge_equivalent(decoded)
+    if not distinct:
+        return []
+    shapes = [decoded[i] / nn_distance(decoded[i]) for i in distinct]
+    proxy = proxy_scores(shapes, features)
+    best = np.argsort(-proxy, kind="stable")[:N_SCREEN]
+    r, g = data
+    _, g_calc = simulate_pdfs([shapes[k] * d for k in best], r, params=params)
+    _, rw = scale_and_rw(g, g_calc)
+    return [
+        Screened(float(rw[j]), z[distinct[k]], source[distinct[k]], shapes[k])
+        for j, k in enumerate(best)
+    ]
+
+
+def propose_structures(
+    gr,
+    *,
+    model: str | Path = "mmnp",
+    n_samples: int = 1000,
+    top: int = 10,
+    seed: int = 0,
+    qmax: float | None = None,
+    qdamp: float | None = None,
+    qmin: float | None = None,
+    element: str | None = None,
+    search: bool = True,
+    fit_range: tuple[float, float] = FIT_RANGE,
+) -> list[Candidate]:
+    """Propose nanoparticle structures for a PDF, best fit first.
+
+    Parameters
+    ----------
+    gr : str, os.PathLike, tuple or PDFData
+        The PDF: a ``.gr`` file, ``(r, G)`` arrays, or anything
+        :func:`diffpy.deepstruc.pdfdata.load_pdf` reads.
+    model : str or pathlib.Path
+        Shipped model name or model folder.
+    n_samples : int
+        Latent points drawn around the prior mean.
+    top : int
+        Number of candidates returned.
+    seed : int
+        Seed of the latent sampling; the same seed gives the same result.
+    qmax, qdamp, qmin : float, optional
+        Instrument parameters (Å⁻¹), overriding the file header.
+    element : str, optional
+        Element of the atoms; by default the data's composition.
+    search : bool
+        Also decode a grid over the latent region of the training
+        structures, then finer grids around the best decodes.
+    fit_range : tuple of float
+        r range (Å) of the fits.
+
+    Returns
+    -------
+    list of Candidate
+        At most ``top`` distinct candidates ranked by Rw (rank 1 first).
+
+    Raises
+    ------
+    diffpy.deepstruc.pdfdata.PDFInputError
+        For unusable PDF input.
+    ValueError
+        For bad arguments.
+
+    Examples
+    --------
+    >>> from diffpy.deepstruc import propose_structures
+    >>> best = propose_structures("Pt_1.8nm.gr")[0]  # doctest: +SKIP
+    >>> best.nearest_reference, best.rw  # doctest: +SKIP
+    """
+    if n_samples < 0 or top < 1:
+        raise ValueError(
+            "Please give n_samples >= 0 and top >= 1 "
+            f"(got n_samples={n_samples}, top={top})."
+        )
+    pdf = load_pdf(gr, qmax=qmax, qdamp=qdamp, qmin=qmin)
+    label = element_of(pdf, element)
+    net = load_model(model)
+    params = instrument_parameters(pdf, net.metadata["pdf_parameters"])
+    inside = (pdf.r >= fit_range[0]) & (pdf.r <= fit_range[1])
+    r, g = pdf.r[inside], pdf.g[inside]
+    features, d = prior_input(pdf.r, pdf.g)
+    mean, sigma = (a[0] for a in net.prior(features))
+    rng = np.random.default_rng(seed)
+    grid, step = search_grid(net.latent_map)
+    z = prior_points(mean, sigma, n_samples, rng)
+    source = ["prior"] * len(z)
+    if search:
+        z = np.vstack([z, grid])
+        source += ["search"] * len(grid)
+    pool = screen(net, z, source, features, d, (r, g), params)
+    pool.sort(key=lambda entry: entry.rw)
+    if search:
+        centres = np.array([entry.z for entry in pool[:N_REFINE]])
+        z = local_points(centres, step)
+        pool += screen(
+            net, z, ["refined"] * len(z), features, d, (r, g), params
+        )
+        pool.sort(key=lambda entry: entry.rw)
+    unique = merge_equivalent([entry.xyz for entry in pool])
+    pool = [pool[i] for i in unique]
+    pool.sort(key=lambda entry: entry.rw)
+    candidates = []
+    for entry in pool[: top + EXTRA_FITS]:
+        cluster = entry.xyz * d
+        fit = fit_cluster(cluster, r, g, params)
+        candidates.append(
+            Candidate(
+                xyz=(cluster - cluster.mean(0)) * fit.zoom,
+                element=label,
+                rw=fit.rw,
+                scale=fit.scale,
+                zoom=fit.zoom,
+                uiso=fit.uiso,
+                latent=entry.z,
+                sigma=float(np.linalg.norm((entry.z - mean) / sigma)),
+                source=entry.source,
+                r=r,
+                gobs=g,
+                gcalc=fit.gcalc,
+                params=params,
+            )
+        )
+    candidates.sort(key=lambda c: c.rw)
+    for rank, candidate in enumerate(candidates[:top], start=1):
+        candidate.rank = rank
+    return candidates[:top]

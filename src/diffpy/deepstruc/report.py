@@ -1,0 +1,285 @@
+"""Write the results of ``deepstruc propose`` to an output folder.
+
+For each PDF the folder (a subfolder per input when there are several)
+gets ``candidates.csv``, the structures ``candidate_NN.xyz`` and
+``candidate_NN.cif``, fit plots ``fit_NN.png`` of the best candidates and
+``latent_map.png``.  Several inputs also get a top-level ``summary.csv``
+with the best candidate of each.  Everything is written to a temporary
+folder next to the output and moved into place at the end, so an error or
+an interruption never leaves half-written results behind.
+"""
+
+import csv
+import os
+import shutil
+import tempfile
+import warnings
+from importlib import resources
+from pathlib import Path
+
+from diffpy.deepstruc.candidate import Candidate
+from diffpy.deepstruc.features import prior_input
+from diffpy.deepstruc.model import load_model
+from diffpy.deepstruc.pdfdata import (
+    PDFData,
+    PDFInputError,
+    PDFInputWarning,
+    load_pdf,
+)
+from diffpy.deepstruc.propose import (
+    SIGMA_MULTIPLIERS,
+    instrument_parameters,
+    propose_structures,
+)
+
+#: File name of the bundled example PDF (in ``diffpy.deepstruc.data``).
+EXAMPLE_NAME = "Pt_1.8nm_JQ_S1.gr"
+#: Columns of ``candidates.csv``.
+CANDIDATE_COLUMNS = (
+    "rank",
+    "rw",
+    "n_atoms",
+    "nearest_type",
+    "nearest_size",
+    "nearest_rmsd",
+    "scale",
+    "zoom",
+    "uiso",
+    "z1",
+    "z2",
+    "sigma",
+    "source",
+    "element",
+)
+#: Columns of ``summary.csv``: the input, its subfolder, its best candidate.
+SUMMARY_COLUMNS = ("input", "folder", *CANDIDATE_COLUMNS)
+#: Number of candidates that get a fit plot.
+N_FIT_PLOTS = 3
+
+
+def example_pdf() -> Path:
+    """Path of the bundled example PDF (a 1.8 nm Pt nanoparticle).
+
+    Returns
+    -------
+    pathlib.Path
+        The ``.gr`` file.
+    """
+    return Path(str(resources.files("diffpy.deepstruc.data") / EXAMPLE_NAME))
+
+
+def run_propose(
+    data,
+    output,
+    *,
+    force: bool = False,
+    model: str | Path = "mmnp",
+    top: int = 10,
+    n_samples: int = 1000,
+    seed: int = 0,
+    qmax: float | None = None,
+    qdamp: float | None = None,
+    element: str | None = None,
+) -> int:
+    """Propose structures for PDF files and write the results to a folder.
+
+    Parameters
+    ----------
+    data : sequence of str or os.PathLike
+        The PDF files.
+    output : str or os.PathLike
+        The output folder.  One input writes into it directly; several
+        inputs get one subfolder each (named after the file) and a
+        ``summary.csv``.
+    force : bool
+        Replace an existing, non-empty output folder.
+    model, top, n_samples, seed, qmax, qdamp, element
+        Passed to :func:`diffpy.deepstruc.propose.propose_structures`.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+
+    Raises
+    ------
+    FileExistsError
+        When ``output`` exists and is a file, or is a non-empty folder
+        and ``force`` is false.
+    diffpy.deepstruc.pdfdata.PDFInputError
+        When an input is not a usable PDF; nothing is written then.
+    ValueError
+        For bad arguments, or when ``force`` would delete an input file.
+    """
+    paths = [Path(p) for p in data]
+    output = Path(output)
+    _check_output(output, paths, force)
+    pdfs = [_validated(path, qmax, qdamp) for path in paths]
+    net = load_model(model)
+    folders = _folder_names(paths) if len(paths) > 1 else [""]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=output.parent, prefix=".deepstruc-"))
+    try:
+        work = scratch / "output"
+        summary = []
+        for path, pdf, name in zip(paths, pdfs, folders):
+            folder = work / name
+            folder.mkdir(parents=True)
+            candidates = propose_structures(
+                pdf,
+                model=model,
+                n_samples=n_samples,
+                top=top,
+                seed=seed,
+                element=element,
+            )
+            _write_results(candidates, pdf, net, folder)
+            print(_summary_text(path, pdf, net, candidates, output / name))
+            best = _row(candidates[0]) if candidates else {}
+            summary.append({"input": str(path), "folder": name, **best})
+        if len(paths) > 1:
+            _write_csv(work / "summary.csv", SUMMARY_COLUMNS, summary)
+            print(f"summary of all inputs: {output / 'summary.csv'}")
+        _move_into_place(work, output)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def _write_results(
+    candidates: list[Candidate], pdf: PDFData, net, folder: Path
+) -> None:
+    """Write the table, structures and plots of one input's candidates."""
+    from diffpy.deepstruc.plotting import plot_fit, plot_latent_map, save
+
+    rows = [_row(c) for c in candidates]
+    _write_csv(folder / "candidates.csv", CANDIDATE_COLUMNS, rows)
+    for candidate in candidates:
+        for suffix in (".xyz", ".cif"):
+            candidate.write(folder / f"candidate_{candidate.rank:02d}{suffix}")
+    for candidate in candidates[:N_FIT_PLOTS]:
+        save(plot_fit(candidate), folder / f"fit_{candidate.rank:02d}.png")
+    features, _ = prior_input(pdf.r, pdf.g)
+    mean, sigma = (a[0] for a in net.prior(features))
+    fig = plot_latent_map(
+        net.latent_map,
+        prior_mean=mean,
+        prior_sigma=sigma,
+        sigma_multipliers=SIGMA_MULTIPLIERS,
+        candidates=candidates,
+    )
+    save(fig, folder / "latent_map.png")
+
+
+def _check_output(output: Path, paths: list[Path], force: bool) -> None:
+    """Refuse an output that holds results or input files."""
+    if output.exists() and not output.is_dir():
+        raise FileExistsError(
+            f"The output {output} is a file. Please choose a folder."
+        )
+    if output.is_dir() and any(output.iterdir()):
+        if not force:
+            raise FileExistsError(
+                f"The output folder {output} exists and is not empty. "
+                "Please choose another folder or pass --force to replace it."
+            )
+        inside = [p for p in paths if output.resolve() in p.resolve().parents]
+        if inside:
+            raise ValueError(
+                f"--force would delete the input {inside[0]} with the "
+                f"output folder {output}. Please choose another folder."
+            )
+
+
+def _validated(path: Path, qmax, qdamp) -> PDFData:
+    """Load one input, with its path in any error message."""
+    try:
+        with warnings.catch_warnings():
+            # propose_structures warns again, next to that input's results
+            warnings.simplefilter("ignore", PDFInputWarning)
+            return load_pdf(path, qmax=qmax, qdamp=qdamp)
+    except PDFInputError as err:
+        if str(path) in str(err):
+            raise
+        raise PDFInputError(f"{path}: {err}") from None
+
+
+def _folder_names(paths: list[Path]) -> list[str]:
+    """Subfolder names: the file stems, numbered where they repeat."""
+    names: list[str] = []
+    for path in paths:
+        name, k = path.stem, 1
+        while name in names:
+            k += 1
+            name = f"{path.stem}-{k}"
+        names.append(name)
+    return names
+
+
+def _row(candidate: Candidate) -> dict:
+    """One line of ``candidates.csv``."""
+    nearest = candidate.nearest_reference
+    return {
+        "rank": candidate.rank,
+        "rw": f"{candidate.rw:.6g}",
+        "n_atoms": candidate.n_atoms,
+        "nearest_type": nearest.type,
+        "nearest_size": "-".join(str(s) for s in nearest.size),
+        "nearest_rmsd": f"{nearest.rmsd:.4g}",
+        "scale": f"{candidate.scale:.6g}",
+        "zoom": f"{candidate.zoom:.6g}",
+        "uiso": f"{candidate.uiso:.6g}",
+        "z1": f"{candidate.latent[0]:.6g}",
+        "z2": f"{candidate.latent[1]:.6g}",
+        "sigma": f"{candidate.sigma:.4g}",
+        "source": candidate.source,
+        "element": candidate.element,
+    }
+
+
+def _write_csv(path: Path, columns, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _summary_text(
+    path: Path, pdf: PDFData, net, candidates: list[Candidate], folder: Path
+) -> str:
+    """The one-screen report of one input."""
+    params = instrument_parameters(pdf, net.metadata["pdf_parameters"])
+    qmax = f"{params.qmax:.2f} Å⁻¹"
+    if pdf.qmax is None:
+        qmax += " (not in the file, the model's value; please pass --qmax)"
+    lines = [
+        f"input: {path}",
+        f"Qmax:  {qmax}",
+        "",
+        f"{'rank':>4} {'Rw':>6} {'atoms':>5}  {'nearest reference':<28}"
+        f"{'zoom':>6} {'Uiso (Å²)':>10}",
+    ]
+    lines += [
+        f"{c.rank:>4} {c.rw:6.3f} {c.n_atoms:>5}  "
+        f"{str(c.nearest_reference):<28}{c.zoom:6.3f} {c.uiso:10.5f}"
+        for c in candidates
+    ]
+    lines += ["", f"results in {folder}{os.sep}", ""]
+    return "\n".join(lines)
+
+
+def _move_into_place(work: Path, output: Path) -> None:
+    """Rename the finished ``work`` folder to ``output``.
+
+    An existing output folder (empty, or replaced with ``--force``) is
+    first moved next to ``work``, to be deleted with it.
+    """
+    old = work.with_name("replaced")
+    if output.exists():
+        os.rename(output, old)
+    try:
+        os.rename(work, output)
+    except OSError:
+        if old.exists():
+            os.rename(old, output)
+        raise

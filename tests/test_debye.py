@@ -1,0 +1,328 @@
+"""Tests of the Debye PDF simulator against srreal references and physics."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from conftest import HAS_SRREAL, REFERENCE_DIR, needs_srreal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diffpy.deepstruc import debye
+from diffpy.deepstruc.debye import (
+    DebyeParameters,
+    PairHistogram,
+    cluster_xyz,
+    pair_distances,
+    r_grid,
+    simulate_pdf,
+    simulate_pdfs,
+)
+
+PARAMETER_NAMES = ("qmin", "qmax", "qdamp", "delta2", "rmin", "rmax", "rstep")
+
+
+def _manifest():
+    path = REFERENCE_DIR / "manifest.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+MANIFEST = _manifest()
+
+
+def _row_params(row):
+    values = {name: float(row[name]) for name in PARAMETER_NAMES}
+    return DebyeParameters(biso=float(row["Biso"]), **values)
+
+
+def _load_xyz(path):
+    return np.loadtxt(path, skiprows=2, usecols=(1, 2, 3))
+
+
+def _rw(g, gref):
+    return math.sqrt(np.sum((gref - g) ** 2) / np.sum(gref**2))
+
+
+def _fcc_cluster():
+    from ase.cluster import Octahedron
+
+    return Octahedron("Pt", 5, cutoff=1, latticeconstant=3.93)
+
+
+def _brute_force(xyz, r, params, uiso):
+    """G(r) by the README recipe: plain pair sum, odd FFT, interpolation."""
+    d = pair_distances(xyz)
+    # srreal: 6 ripples plus the Gaussian tail reach at precision 3.33e-6
+    fwhm = np.sqrt(8 * np.log(2) * 2 * uiso)
+    tail = np.sqrt(-np.log(3.33e-6) / (4 * np.log(2))) * fwhm
+    ext = min(10, 12 * np.pi / params.qmax + tail)
+    rmax = r.max() + params.rstep
+    extendedrmax = np.ceil((rmax + ext) / params.rstep) * params.rstep
+    qstep = np.pi / extendedrmax
+    q = np.arange(np.ceil(params.qmax / qstep)) * qstep
+    s2 = 2 * uiso * np.clip(1 - params.delta2 / d**2, 0, None)
+    terms = np.exp(-0.5 * np.outer(s2, q**2)) * np.sin(np.outer(d, q))
+    f = 2 / len(xyz) * (terms / d[:, None]).sum(axis=0)
+    f[: int(np.ceil(params.qmin / qstep))] = 0
+    nfine = max(len(f), int(np.ceil(np.pi / params.rstep / qstep)))
+    n2 = 1 << int(np.ceil(np.log2(nfine)))
+    c = np.zeros(2 * n2)
+    c[: len(f)] = f
+    c[2 * n2 - np.arange(1, n2)] = -c[1:n2]
+    gpad = np.fft.ifft(c).imag[:n2] * n2 * qstep * 2 / np.pi
+    x = r / (np.pi / (n2 * qstep))
+    lo = x.astype(int)
+    w = x - lo
+    g = (1 - w) * gpad[lo] + w * gpad[lo + 1]
+    return g * np.exp(-0.5 * (params.qdamp * r) ** 2)
+
+
+# C1: every srreal reference cluster with its own settings, expect G equal
+# to the 4-decimal srreal values (|dG| <= 5e-5 rounding) and Rw <= 0.01
+@pytest.mark.parametrize("row", MANIFEST, ids=[r["name"] for r in MANIFEST])
+def test_reference_pdfs(reference_dir, row):
+    xyz = _load_xyz(reference_dir / row["xyz_file"])
+    rref, gref = np.loadtxt(reference_dir / row["gr_file"], unpack=True)
+    r, g = simulate_pdf(xyz, params=_row_params(row), uiso=float(row["Uiso"]))
+    assert r.size == int(row["n_points"])
+    assert np.allclose(r, rref, atol=1e-9)
+    assert _rw(g, gref) <= 0.01
+    assert np.abs(g - gref).max() <= 6e-5
+
+
+# C2: srreal's Q-grid for each reference row, expect the extendedrmax,
+# qstep and first non-zero Q index recorded in the reference files
+@pytest.mark.parametrize("row", MANIFEST, ids=[r["name"] for r in MANIFEST])
+def test_reference_fourier_grid(reference_dir, row):
+    params = _row_params(row)
+    grid = debye._fourier_grid(
+        params, float(row["Uiso"]), params.rmin, params.rmax
+    )
+    assert grid.dhi == pytest.approx(float(row["extendedrmax"]), abs=1e-9)
+    assert grid.qstep == pytest.approx(float(row["qstep_used"]), rel=1e-12)
+    assert grid.nqmin == math.ceil(params.qmin / grid.qstep)
+
+
+# C3: reference clusters in one batch with mixed zooms and Uiso, expect the
+# single-cluster G within Rw 1e-4 (B-spline histogram approximation)
+def test_batch_equals_single(reference_dir):
+    rows = [row for row in MANIFEST if row["name"] != "pt_fcc_232_rmax50"]
+    clusters = [_load_xyz(reference_dir / row["xyz_file"]) for row in rows]
+    zooms = np.linspace(0.95, 1.05, len(clusters))
+    uisos = np.where(np.arange(len(clusters)) % 2, 0.004, 0.006)
+    r, gbatch = simulate_pdfs(clusters, zooms=zooms, uisos=uisos)
+    assert gbatch.shape == (len(clusters), r.size)
+    for xyz, zoom, uiso, g in zip(clusters, zooms, uisos, gbatch):
+        _, gsingle = simulate_pdf(xyz, zoom=zoom, uiso=uiso)
+        assert _rw(g, gsingle) < 1e-4
+
+
+# C4: PairHistogram.pdf with zoom and Uiso changes, expect simulate_pdf
+# exactly and the README brute-force recipe to rounding error
+@pytest.mark.parametrize("zoom, uiso", [(1.0, None), (1.04, 0.008), (0.97, 0)])
+def test_pair_histogram_crystalline(zoom, uiso):
+    xyz = _fcc_cluster().get_positions()
+    params = DebyeParameters(qdamp=0.03, delta2=1.5)
+    pairs = PairHistogram.from_cluster(xyz)
+    assert pairs.distances.size < 50
+    assert pairs.counts.sum() == len(xyz) * (len(xyz) - 1) / 2
+    r, g = simulate_pdf(xyz, params=params, zoom=zoom, uiso=uiso)
+    assert np.array_equal(pairs.pdf(r, params, zoom=zoom, uiso=uiso), g)
+    u = params.uiso if uiso is None else uiso
+    assert _rw(g, _brute_force(xyz * zoom, r, params, u)) < 1e-10
+
+
+# C5: blurred cluster whose distances are all distinct (histogram path),
+# expect the brute-force G within Rw 1e-4 for several zooms and Uiso
+@pytest.mark.parametrize("zoom, uiso", [(1.0, 0.0038), (1.05, 0.01)])
+def test_pair_histogram_blurred(zoom, uiso):
+    rng = np.random.default_rng(1)
+    xyz = _fcc_cluster().get_positions()
+    xyz = xyz + rng.normal(0, 0.1, xyz.shape)
+    pairs = PairHistogram.from_cluster(xyz)
+    assert pairs.distances.size > 1000
+    r = r_grid(0, 30, 0.01)
+    g = pairs.pdf(r, zoom=zoom, uiso=uiso)
+    gref = _brute_force(xyz * zoom, r, DebyeParameters(), uiso)
+    assert _rw(g, gref) < 1e-4
+
+
+# C6: random clusters of metal density, small ones summed exactly and
+# larger ones through the spline histogram, expect the brute-force G
+@settings(max_examples=20, deadline=None)
+@given(
+    st.integers(2, 80),
+    st.integers(0, 2**32 - 1),
+    st.floats(0.9, 1.1),
+    st.floats(0.001, 0.02),
+)
+def test_batch_random_clusters(n_atoms, seed, zoom, uiso):
+    side = (15 * n_atoms) ** (1 / 3)
+    xyz = np.random.default_rng(seed).uniform(0, side, (n_atoms, 3))
+    r, g = simulate_pdfs([xyz], zooms=zoom, uisos=uiso)
+    gref = _brute_force(xyz * zoom, r, DebyeParameters(), uiso)
+    assert _rw(g[0], gref) < 1e-4
+
+
+# C7: dimers with small qdamp, expect the G maximum at the bond length
+@pytest.mark.parametrize("bond", [2.3, 2.88, 3.5])
+def test_dimer_peak_at_bond(bond):
+    r, g = simulate_pdf(
+        [[0, 0, 0], [0, 0, bond]], params=DebyeParameters(qdamp=0.01)
+    )
+    assert abs(r[np.argmax(g)] - bond) <= 0.02
+
+
+# C8: fcc cluster expanded by zoom 1.05, expect the first peak 5 % further
+def test_zoom_moves_first_peak():
+    xyz = _fcc_cluster().get_positions()
+    r, g1 = simulate_pdf(xyz)
+    _, g2 = simulate_pdf(xyz, zoom=1.05)
+    first = r < 3.4
+    peak1 = r[first][np.argmax(g1[first])]
+    peak2 = r[np.argmax(np.where(r < 3.6, g2, -np.inf))]
+    assert peak1 == pytest.approx(2.78, abs=0.02)
+    assert peak2 == pytest.approx(1.05 * peak1, abs=0.02)
+
+
+# C9: any cluster, expect G(0) = 0 exactly and finite G
+def test_g_at_zero():
+    r, g = simulate_pdf(_fcc_cluster())
+    assert r[0] == 0 and g[0] == 0
+    assert np.isfinite(g).all()
+
+
+# C10: Pt and Au clusters with the same coordinates, expect identical G
+def test_element_independence():
+    from ase import Atoms
+
+    xyz = _fcc_cluster().get_positions()
+    _, gpt = simulate_pdf(Atoms(f"Pt{len(xyz)}", positions=xyz))
+    _, gau = simulate_pdf(Atoms(f"Au{len(xyz)}", positions=xyz))
+    _, garray = simulate_pdf(xyz)
+    assert np.array_equal(gpt, gau)
+    assert np.array_equal(gpt, garray)
+
+
+# C11: diffpy.structure Structure in a non-trivial lattice, expect its
+# Cartesian coordinates to be used
+def test_structure_input():
+    from diffpy.structure import Atom, Lattice, Structure
+
+    xyz = _fcc_cluster().get_positions()
+    lattice = Lattice(4, 5, 6, 90, 90, 90)
+    structure = Structure(
+        [Atom("Pt", p) for p in lattice.fractional(xyz)], lattice=lattice
+    )
+    assert np.allclose(cluster_xyz(structure), xyz)
+    _, gstructure = simulate_pdf(structure)
+    _, garray = simulate_pdf(xyz)
+    assert np.allclose(gstructure, garray, atol=1e-10)
+
+
+# C12: single atoms, alone and in a batch, expect G = 0 everywhere
+def test_single_atom():
+    r, g = simulate_pdf([[1.0, 2.0, 3.0]])
+    assert r.size == 3000 and not g.any()
+    _, gbatch = simulate_pdfs([[[0, 0, 0]], [[0, 0, 0], [0, 0, 2.5]]])
+    assert not gbatch[0].any() and gbatch[1].any()
+
+
+# C13: a custom r-grid ending at the default grid's last point, expect the
+# default G there; any other grid, expect the brute-force G
+def test_custom_r():
+    xyz = _fcc_cluster().get_positions()
+    r, g = simulate_pdf(xyz)
+    rsub, gsub = simulate_pdf(xyz, r[::-7][::-1])
+    assert np.array_equal(gsub, g[::-7][::-1])
+    rcustom = np.linspace(1.5, 20.3, 777)
+    _, gcustom = simulate_pdf(xyz, rcustom)
+    gref = _brute_force(xyz, rcustom, DebyeParameters(), 0.3 / (8 * np.pi**2))
+    assert _rw(gcustom, gref) < 1e-10
+
+
+# C14: r_grid on the default, rmax50 and floating-point edge cases, expect
+# rmin included and rmax excluded
+def test_r_grid():
+    r = r_grid(0, 30, 0.01)
+    assert r.size == 3000 and r[0] == 0 and r[-1] == pytest.approx(29.99)
+    assert r_grid(0, 50, 0.05).size == 1000
+    assert np.allclose(r_grid(1.1, 1.5, 0.1), [1.1, 1.2, 1.3, 1.4])
+    assert np.allclose(r_grid(0.3, 0.7, 0.1), [0.3, 0.4, 0.5, 0.6])
+    assert r_grid(0, 1.1, 0.1).size == 11
+
+
+# C15: defaults, expect the training settings and uiso = biso / (8 pi^2)
+def test_parameters_defaults():
+    params = DebyeParameters()
+    assert (params.qmin, params.qmax, params.qdamp) == (0.7, 25.0, 0.04)
+    assert (params.delta2, params.biso) == (2.0, 0.3)
+    assert (params.rmin, params.rmax, params.rstep) == (0.0, 30.0, 0.01)
+    assert params.uiso == pytest.approx(0.0037995443865876666, rel=1e-15)
+
+
+# C16: nonsense settings, expect ValueError asking to fix them
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"qmax": 0.5},
+        {"qmin": -1},
+        {"rstep": 0},
+        {"biso": -0.1},
+        {"qdamp": -0.01},
+        {"rmax": 0},
+        {"delta2": float("nan")},
+    ],
+)
+def test_parameters_invalid(kwargs):
+    with pytest.raises(ValueError, match="Please"):
+        DebyeParameters(**kwargs)
+
+
+# C17: malformed clusters and arguments, expect ValueError
+@pytest.mark.parametrize(
+    "cluster",
+    [
+        [[0, 0, np.nan], [0, 0, 1]],
+        np.zeros((4, 2)),
+        np.zeros((0, 3)),
+        np.zeros(3),
+    ],
+)
+def test_bad_cluster(cluster):
+    with pytest.raises(ValueError, match="Please"):
+        simulate_pdf(cluster)
+
+
+def test_bad_arguments():
+    xyz = [[0, 0, 0], [0, 0, 2.5]]
+    with pytest.raises(ValueError, match="zoom"):
+        simulate_pdf(xyz, zoom=0)
+    with pytest.raises(ValueError, match="uiso"):
+        simulate_pdfs([xyz], uisos=[-1])
+    with pytest.raises(ValueError, match="r >= 0"):
+        simulate_pdf(xyz, r=[-1.0, 1.0])
+    with pytest.raises(ValueError, match="backend"):
+        simulate_pdf(xyz, backend="torch")
+
+
+# C18: srreal backend on a reference cluster with zoom and Uiso changes,
+# expect the numpy backend to agree to rounding error
+@needs_srreal
+def test_srreal_backend(reference_dir):
+    xyz = _load_xyz(reference_dir / "pt_fcc_232.xyz")
+    for zoom, uiso in ((1.0, None), (1.03, 0.006)):
+        r, gsrreal = simulate_pdf(xyz, zoom=zoom, uiso=uiso, backend="srreal")
+        _, gnumpy = simulate_pdf(xyz, zoom=zoom, uiso=uiso)
+        assert _rw(gnumpy, gsrreal) < 1e-6
+
+
+# C19: srreal backend without srreal, expect an ImportError naming conda
+@pytest.mark.skipif(HAS_SRREAL, reason="diffpy.srreal is installed")
+def test_srreal_backend_missing():
+    with pytest.raises(ImportError, match="conda"):
+        simulate_pdf([[0, 0, 0], [0, 0, 2.5]], backend="srreal")
