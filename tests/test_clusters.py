@@ -327,3 +327,23 @@ def test_import_is_light():
         "assert 'ase' not in sys.modules and 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_grid_cache_round_trip(tmp_path, monkeypatch):
+    # the disk cache must give back exactly the clusters ASE built
+    monkeypatch.setattr(clusters, "_GRID_CACHE", tmp_path / "grid.npz")
+    assert clusters._load_grid() is None
+    built = clusters._build_grid()
+    clusters._save_grid(built)
+    loaded = clusters._load_grid()
+    assert len(loaded) == len(built)
+    for (t1, s1, x1), (t2, s2, x2) in zip(built, loaded):
+        assert (t1, s1) == (t2, s2)
+        np.testing.assert_array_equal(x1, x2)
+
+
+def test_unreadable_grid_cache_is_ignored(tmp_path, monkeypatch):
+    broken = tmp_path / "grid.npz"
+    broken.write_bytes(b"not a numpy file")
+    monkeypatch.setattr(clusters, "_GRID_CACHE", broken)
+    assert clusters._load_grid() is None

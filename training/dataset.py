@@ -83,9 +83,10 @@ def build_dataset(config: dict) -> dict:
     -------
     dict of numpy.ndarray
         ``xyz``, ``mask``, ``cutoff``, ``n_atoms``, ``type_index``,
-        ``shape_id``, ``unit`` (d in Å), ``lattice_constant``, ``ids``, ``gr`` (clean G on the
-        model grid), ``features`` ``(n, 1 + n_augment, n_u)`` and
-        ``augment`` (the parameters of every variant).
+        ``shape_id``, ``unit`` (d in Å), ``lattice_constant``, ``ids``,
+        ``gr`` (clean G on the model grid), ``features``
+        ``(n, 1 + n_augment, n_u)`` and ``augment`` (the parameters of
+        every variant).
     """
     key = json.dumps({"version": DATA_VERSION, **config}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -43,8 +43,15 @@ def evaluate_cluster(record, model, n_samples, seed, search):
     r, g = simulate_pdf(record.xyz)
     start = time.perf_counter()
     best = propose_structures(
-        (r, g), model=model, n_samples=n_samples, top=1, seed=seed,
-        qmax=25.0, qmin=0.7, qdamp=0.04, element=record.element,
+        (r, g),
+        model=model,
+        n_samples=n_samples,
+        top=1,
+        seed=seed,
+        qmax=25.0,
+        qmin=0.7,
+        qdamp=0.04,
+        element=record.element,
         search=search,
     )[0]
     seconds = time.perf_counter() - start
@@ -62,7 +69,9 @@ def evaluate_cluster(record, model, n_samples, seed, search):
         raw = matched_errors(best.xyz / best.zoom, record.xyz)
         fitted = matched_errors(best.xyz, record.xyz)
         result.update(
-            mae_raw=raw[0], mae_fit=fitted[0], mae_component_fit=fitted[2],
+            mae_raw=raw[0],
+            mae_fit=fitted[0],
+            mae_component_fit=fitted[2],
             mae_component_raw=raw[2],
         )
     return result
@@ -80,17 +89,18 @@ def summarise(rows) -> dict:
 
     return {
         "n": len(rows),
-        "type_accuracy": float(np.mean([r["pred_type"] == r["type"]
-                                        for r in rows])),
-        "exact_count": float(np.mean([r["pred_n_atoms"] == r["n_atoms"]
-                                      for r in rows])),
+        "type_accuracy": float(
+            np.mean([r["pred_type"] == r["type"] for r in rows])
+        ),
+        "exact_count": float(
+            np.mean([r["pred_n_atoms"] == r["n_atoms"] for r in rows])
+        ),
         "mae_raw": stats("mae_raw"),
         "mae_fit": stats("mae_fit"),
         "mae_component_raw": stats("mae_component_raw"),
         "mae_component_fit": stats("mae_component_fit"),
         "median_rw": float(np.median([r["rw"] for r in rows])),
-        "search_wins": float(np.mean([r["source"] == "search"
-                                      for r in rows])),
+        "search_wins": float(np.mean([r["source"] == "search" for r in rows])),
     }
 
 
@@ -110,8 +120,14 @@ def plot_confusion(rows, path):
     ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
     for i, j in np.ndindex(matrix.shape):
         if matrix[i, j]:
-            ax.text(j, i, matrix[i, j], ha="center", va="center",
-                    color="white" if shown[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                matrix[i, j],
+                ha="center",
+                va="center",
+                color="white" if shown[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(index)), CLUSTER_TYPES, rotation=45)
     ax.set_yticks(range(len(index)), CLUSTER_TYPES)
     ax.set_xlabel("predicted (nearest library geometry)")
@@ -127,8 +143,18 @@ def _evaluate_id(args):
     return evaluate_cluster(record, model, n_samples, seed, search)
 
 
-def evaluate(model_dir, *, n_samples=1000, seed=0, stride=1, search=True,
-             jobs=1, out=None, metadata_path=None, note=None) -> dict:
+def evaluate(
+    model_dir,
+    *,
+    n_samples=1000,
+    seed=0,
+    stride=1,
+    search=True,
+    jobs=1,
+    out=None,
+    metadata_path=None,
+    note=None,
+) -> dict:
     """Evaluate a model folder on (every ``stride``-th of) its test split.
 
     The report goes to ``out`` (default: the model folder) and, when
@@ -143,8 +169,11 @@ def evaluate(model_dir, *, n_samples=1000, seed=0, stride=1, search=True,
     tasks = [(i, model_dir, n_samples, seed, search) for i in test_ids]
     with ProcessPoolExecutor(jobs) as pool:
         rows = list(
-            tqdm(pool.map(_evaluate_id, tasks), total=len(tasks),
-                 desc="evaluating")
+            tqdm(
+                pool.map(_evaluate_id, tasks),
+                total=len(tasks),
+                desc="evaluating",
+            )
         )
     report = {
         "split": metadata["split"]["mode"],
@@ -192,25 +221,36 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="processes")
     parser.add_argument("--out", help="report folder (default: model)")
     parser.add_argument(
-        "--write-metadata", nargs="?", const="", metavar="METADATA",
+        "--write-metadata",
+        nargs="?",
+        const="",
+        metavar="METADATA",
         help="store the metrics in the model's metadata.json (or METADATA)",
     )
     parser.add_argument("--note", help="remark on the model, for the docs")
     args = parser.parse_args(argv)
     report = evaluate(
-        args.model, n_samples=args.samples, seed=args.seed,
-        stride=args.stride, search=not args.no_search, jobs=args.jobs,
-        out=args.out, note=args.note,
+        args.model,
+        n_samples=args.samples,
+        seed=args.seed,
+        stride=args.stride,
+        search=not args.no_search,
+        jobs=args.jobs,
+        out=args.out,
+        note=args.note,
         metadata_path=(
-            None if args.write_metadata is None
+            None
+            if args.write_metadata is None
             else args.write_metadata or Path(args.model) / "metadata.json"
         ),
     )
     print(json.dumps({k: report[k] for k in ("split", "overall")}, indent=1))
     for t, s in report["per_type"].items():
         mae = s["mae_fit"]["mean"] if s["mae_fit"] else float("nan")
-        print(f"{t:12s} n={s['n']:4d} type={s['type_accuracy']:.3f} "
-              f"count={s['exact_count']:.3f} mae_fit={mae:.3f} Å")
+        print(
+            f"{t:12s} n={s['n']:4d} type={s['type_accuracy']:.3f} "
+            f"count={s['exact_count']:.3f} mae_fit={mae:.3f} Å"
+        )
 
 
 if __name__ == "__main__":

@@ -42,12 +42,17 @@ def git_commit() -> str:
     """The repository's current commit (with ``-dirty`` if modified)."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-            text=True, check=True,
+            ["git", "rev-parse", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--", "src", "training"],
-            cwd=REPO_ROOT, capture_output=True, text=True,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -71,19 +76,29 @@ def export_networks(model, out_dir, n_pdf, max_atoms):
             ["mean", "logvar"],
         ),
         "prior": (
-            model.prior, (torch.zeros(2, n_pdf),), ["pdf"],
+            model.prior,
+            (torch.zeros(2, n_pdf),),
+            ["pdf"],
             ["mean", "logvar"],
         ),
         "decoder": (
-            model.decoder, (torch.zeros(2, 2),), ["z"], ["atoms"],
+            model.decoder,
+            (torch.zeros(2, 2),),
+            ["z"],
+            ["atoms"],
         ),
     }
     paths = {}
     for name, (module, args, inputs, outputs) in specs.items():
         path = Path(out_dir) / f"{name}.onnx"
         torch.onnx.export(
-            module, args, str(path), input_names=inputs,
-            output_names=outputs, opset_version=OPSET, dynamo=False,
+            module,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            opset_version=OPSET,
+            dynamo=False,
             dynamic_axes={k: batch for k in inputs + outputs},
         )
         paths[name] = path
@@ -101,8 +116,12 @@ def onnx_parity(model, paths, features, xyz, mask, cutoff) -> float:
 
     model.eval()
     generator = torch.Generator().manual_seed(0)
-    z = torch.randn(64, model.decoder.frequencies.shape[0],
-                    generator=generator) * 2
+    z = (
+        torch.randn(
+            64, model.decoder.frequencies.shape[0], generator=generator
+        )
+        * 2
+    )
     noisy = features + 0.1 * torch.randn(features.shape, generator=generator)
     cases = {
         "prior": (model.prior, {"pdf": torch.cat([features, noisy])}),
@@ -130,7 +149,9 @@ def latent_map(model, tensors, data, idx):
     """Posterior means of the clusters ``idx`` with their labels."""
     encoder = GraphEncoder(model.encoder).eval()
     mean, _ = encoder(
-        tensors["xyz"][idx], tensors["mask"][idx], tensors["cutoff"][idx],
+        tensors["xyz"][idx],
+        tensors["mask"][idx],
+        tensors["cutoff"][idx],
         tensors["features"][idx, 0],
     )
     return {
@@ -169,8 +190,12 @@ def export(config, checkpoint=None, out_dir=None) -> Path:
     paths = export_networks(model, out_dir, n_pdf, config["data"]["max_atoms"])
     sample = split["test"][:64]
     parity = onnx_parity(
-        model, paths, tensors["features"][sample, 0], tensors["xyz"][sample],
-        tensors["mask"][sample], tensors["cutoff"][sample],
+        model,
+        paths,
+        tensors["features"][sample, 0],
+        tensors["xyz"][sample],
+        tensors["mask"][sample],
+        tensors["cutoff"][sample],
     )
     if parity > 1e-4:
         raise RuntimeError(

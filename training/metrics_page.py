@@ -74,10 +74,16 @@ def render(metadata: dict) -> str:
         "",
         f"Shipped model ``{metadata['name']}``: trained for "
         f"{training['epochs']} epochs"
-        + (" plus decoder polishing" if training.get("decoder_polished")
-           else "")
-        + (f" in {training['wall_time_s'] / 60:.0f} min" if
-           training.get("wall_time_s") else "")
+        + (
+            " plus decoder polishing"
+            if training.get("decoder_polished")
+            else ""
+        )
+        + (
+            f" in {training['wall_time_s'] / 60:.0f} min"
+            if training.get("wall_time_s")
+            else ""
+        )
         + f" on the CPU (git {training['git_commit'][:12]}).  onnxruntime "
         "matches PyTorch to "
         f"{metadata['onnx_parity_max_abs_diff']:.1e} (max abs).",
@@ -94,7 +100,8 @@ def render(metadata: dict) -> str:
             continue
         note = (
             f"every {report['stride']}th test cluster"
-            if report.get("stride", 1) > 1 else "the whole test split"
+            if report.get("stride", 1) > 1
+            else "the whole test split"
         )
         lines += [
             title[0].upper() + title[1:],

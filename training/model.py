@@ -135,8 +135,14 @@ class Decoder(nn.Module):
     neighbouring geometries of the 2-D latent plane.
     """
 
-    def __init__(self, latent_dim=2, hidden=(128, 256, 512, 1024),
-                 max_atoms=200, n_fourier=32, fourier_scale=2.0):
+    def __init__(
+        self,
+        latent_dim=2,
+        hidden=(128, 256, 512, 1024),
+        max_atoms=200,
+        n_fourier=32,
+        fourier_scale=2.0,
+    ):
         super().__init__()
         self.max_atoms = max_atoms
         generator = torch.Generator().manual_seed(0)
@@ -181,8 +187,15 @@ class GraphEncoder(nn.Module):
 class GraphCVAE(nn.Module):
     """Encoder, prior and decoder trained together."""
 
-    def __init__(self, n_pdf, latent_dim=2, max_atoms=200, gnn_hidden=64,
-                 gnn_layers=3, n_fourier=32):
+    def __init__(
+        self,
+        n_pdf,
+        latent_dim=2,
+        max_atoms=200,
+        gnn_hidden=64,
+        gnn_layers=3,
+        n_fourier=32,
+    ):
         super().__init__()
         self.encoder = Encoder(n_pdf, gnn_hidden, gnn_layers, latent_dim)
         self.prior = Prior(n_pdf, latent_dim=latent_dim)
@@ -196,9 +209,13 @@ class GraphCVAE(nn.Module):
         prior_mean, prior_logvar = self.prior(pdf)
         noise = torch.randn_like(post_mean)
         z = post_mean + noise * torch.exp(0.5 * post_logvar)
-        return self.decoder(z), (post_mean, post_logvar), (
-            prior_mean,
-            prior_logvar,
+        return (
+            self.decoder(z),
+            (post_mean, post_logvar),
+            (
+                prior_mean,
+                prior_logvar,
+            ),
         )
 
 
@@ -207,7 +224,6 @@ def gaussian_kl(mean_q, logvar_q, mean_p, logvar_p):
     return 0.5 * (
         logvar_p
         - logvar_q
-        + (torch.exp(logvar_q) + (mean_q - mean_p) ** 2)
-        / torch.exp(logvar_p)
+        + (torch.exp(logvar_q) + (mean_q - mean_p) ** 2) / torch.exp(logvar_p)
         - 1.0
     ).sum(-1)

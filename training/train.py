@@ -30,11 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from torch import nn
 from tqdm import tqdm
 
 from training.dataset import build_dataset, split_indices
-from torch import nn
-
 from training.model import GraphCVAE, adjacency_matrix, gaussian_kl
 
 
@@ -166,8 +165,10 @@ def train(config, device="cpu") -> Path:
     n_variants = tensors["features"].shape[1]
     warmup = int(settings["beta_warmup_fraction"] * settings["epochs"])
     progress = tqdm(
-        range(start, settings["epochs"]), initial=start,
-        total=settings["epochs"], desc="training",
+        range(start, settings["epochs"]),
+        initial=start,
+        total=settings["epochs"],
+        desc="training",
     )
     for epoch in progress:
         for group in optimiser.param_groups:
@@ -200,7 +201,9 @@ def train(config, device="cpu") -> Path:
         row = {k: v / len(order) for k, v in sums.items()}
         if epoch >= warmup and row["recon"] < settings["beta_threshold"]:
             beta = min(settings["beta_max"], beta + settings["beta_step"])
-        row.update(epoch=epoch + 1, beta=beta, seconds=time.perf_counter() - t0)
+        row.update(
+            epoch=epoch + 1, beta=beta, seconds=time.perf_counter() - t0
+        )
         if (epoch + 1) % settings["validate_every"] == 0:
             row.update(validate(model, tensors, data, split["val"]))
         progress.set_postfix(
@@ -241,17 +244,18 @@ def polish_decoder(model, tensors, train_idx, settings, seed):
     model.eval()
     with torch.no_grad():
         xyz, mask = tensors["xyz"][train_idx], tensors["mask"][train_idx]
-        adjacency = adjacency_matrix(
-            xyz, mask, tensors["cutoff"][train_idx]
-        )
+        adjacency = adjacency_matrix(xyz, mask, tensors["cutoff"][train_idx])
         z, _ = model.encoder(
             xyz, adjacency, mask, tensors["features"][train_idx, 0]
         )
     optimiser = torch.optim.Adam(
         model.decoder.parameters(), lr=settings["polish_lr"]
     )
-    schedule = {**settings, "epochs": settings["polish_epochs"],
-                "lr": settings["polish_lr"]}
+    schedule = {
+        **settings,
+        "epochs": settings["polish_epochs"],
+        "lr": settings["polish_lr"],
+    }
     rng = np.random.default_rng(seed)
     model.decoder.train()
     for epoch in tqdm(range(settings["polish_epochs"]), desc="polishing"):
@@ -273,8 +277,15 @@ def polish_decoder(model, tensors, train_idx, settings, seed):
 
 
 LOG_FIELDS = [
-    "epoch", "loss", "recon", "occupancy", "kl", "beta", "val_count",
-    "val_rms", "seconds",
+    "epoch",
+    "loss",
+    "recon",
+    "occupancy",
+    "kl",
+    "beta",
+    "val_count",
+    "val_rms",
+    "seconds",
 ]
 
 

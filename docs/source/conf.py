@@ -132,9 +132,7 @@ def _signature_from_init(app, what, name, obj, options, signature, ret):
     if init is None:
         return None
     parameters = list(inspect.signature(init).parameters.values())[1:]
-    plain = [
-        p.replace(annotation=inspect.Parameter.empty) for p in parameters
-    ]
+    plain = [p.replace(annotation=inspect.Parameter.empty) for p in parameters]
     return str(inspect.Signature(plain)), ret
 
 

@@ -35,7 +35,9 @@ __all__ = sorted(_PUBLIC)
 def __getattr__(name):
     if name in _PUBLIC:
         return getattr(import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'diffpy.deepstruc' has no attribute {name!r}")
+    raise AttributeError(
+        f"module 'diffpy.deepstruc' has no attribute {name!r}"
+    )
 
 
 def __dir__():

@@ -22,8 +22,8 @@ class Candidate:
     element : str
         Element of every atom.
     rw, scale, zoom, uiso : float
-        Outcome of the quick fit (:func:`diffpy.deepstruc.fitting.fit_cluster`);
-        ``uiso`` in Å².
+        Outcome of the quick fit
+        (:func:`diffpy.deepstruc.fitting.fit_cluster`); ``uiso`` in Å².
     latent : numpy.ndarray
         Latent point the candidate was decoded from.
     sigma : float

@@ -29,9 +29,11 @@ ASE is imported only when a cluster is first built.
 import csv
 import itertools
 import math
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from os import PathLike
+from pathlib import Path
 from typing import IO, Iterable, NamedTuple
 
 import numpy as np
@@ -327,19 +329,72 @@ def _sorted_pair_distances(xyz: np.ndarray) -> np.ndarray:
     return np.sort(np.linalg.norm(xyz[i] - xyz[j], axis=1))
 
 
-@lru_cache(maxsize=1)
-def _candidates() -> tuple[_Candidate, ...]:
-    """Grid clusters with 5 to 200 atoms, in type order, at unit d."""
-    candidates = []
+#: Disk cache of the unit-distance grid clusters (ASE takes seconds to
+#: build them); bump the version when the construction changes.
+_GRID_CACHE = Path.home() / ".cache" / "diffpy.deepstruc" / "grid-v1.npz"
+
+
+def _build_grid() -> list[tuple[str, tuple[int, ...], np.ndarray]]:
+    grid = []
     for cluster_type in CLUSTER_TYPES:
         for size in _size_grid(cluster_type):
             xyz = _unit_cluster(cluster_type, size)
             if MIN_ATOMS <= len(xyz) <= MAX_ATOMS:
-                distances = _sorted_pair_distances(xyz)
-                candidates.append(
-                    _Candidate(cluster_type, size, xyz, distances)
+                grid.append((cluster_type, size, xyz))
+    return grid
+
+
+def _load_grid():
+    """The cached grid clusters, or None when there is no usable cache."""
+    try:
+        with np.load(_GRID_CACHE) as cache:
+            bounds = np.cumsum(cache["n_atoms"])[:-1]
+            return [
+                (str(t), tuple(int(x) for x in size if x >= 0), xyz)
+                for t, size, xyz in zip(
+                    cache["types"],
+                    cache["sizes"],
+                    np.split(cache["xyz"], bounds),
                 )
-    return tuple(candidates)
+            ]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _save_grid(grid) -> None:
+    sizes = np.full((len(grid), 3), -1)
+    for row, (_, size, _) in enumerate(grid):
+        sizes[row, : len(size)] = size
+    try:
+        _GRID_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _GRID_CACHE.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(
+            tmp,
+            types=np.array([t for t, _, _ in grid]),
+            sizes=sizes,
+            n_atoms=np.array([len(xyz) for _, _, xyz in grid]),
+            xyz=np.concatenate([xyz for _, _, xyz in grid]),
+        )
+        tmp.replace(_GRID_CACHE)
+    except OSError:  # a read-only home only costs speed
+        pass
+
+
+@lru_cache(maxsize=1)
+def _candidates() -> tuple[_Candidate, ...]:
+    """Grid clusters with 5 to 200 atoms, in type order, at unit d.
+
+    Built with ASE once and then read from a cache file in
+    ``~/.cache/diffpy.deepstruc/``.
+    """
+    grid = _load_grid()
+    if grid is None:
+        grid = _build_grid()
+        _save_grid(grid)
+    return tuple(
+        _Candidate(t, size, xyz, _sorted_pair_distances(xyz))
+        for t, size, xyz in grid
+    )
 
 
 def _fingerprint(distances: np.ndarray, nn_distance: float) -> bytes:

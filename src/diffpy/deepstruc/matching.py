@@ -4,10 +4,12 @@ Two measures are used throughout the package and its evaluation:
 
 * the **fingerprint distance**: each cluster is described, in units of
   its nearest-neighbour distance d (the mean length of its first
-  coordination shell, :func:`nn_distance`), by a Gaussian-smeared histogram of its pair
-  distances counted per atom (u = 0.5-10, 0.02 steps, width 0.05); the
-  fingerprint distance is the Euclidean norm of the difference.  It ignores orientation and atom order, is close for clusters
-  that differ by an atom or two, and names the nearest library geometry.
+  coordination shell, :func:`nn_distance`), by a Gaussian-smeared
+  histogram of its pair distances counted per atom (u = 0.5-10, 0.02
+  steps, width 0.05); the fingerprint distance is the Euclidean norm of
+  the difference.  It ignores orientation and atom order, is close for
+  clusters that differ by an atom or two, and names the nearest library
+  geometry.
 * the **matched error**: for two clusters with the same number of atoms,
   both centred, the atoms are paired by optimal (Hungarian) assignment,
   the first is rotated onto the second (Kabsch), and the two steps are
@@ -15,8 +17,9 @@ Two measures are used throughout the package and its evaluation:
   the given orientation, so it finds the best match only for clusters
   within roughly 20 degrees of each other; the decoder's output and the
   library share the orientation of ASE's cluster constructors, which is
-  the case the package needs.  For other inputs it is an upper bound.  The mean Euclidean
-  distance per atom is the MAE, and the root mean square is the RMSD.
+  the case the package needs.  For other inputs it is an upper bound.
+  The mean Euclidean distance per atom is the MAE, and the root mean
+  square is the RMSD.
 """
 
 from dataclasses import dataclass
@@ -232,7 +235,9 @@ def matched_errors(
     target = reference - reference.mean(0)
     order = None
     for _ in range(max_iter):
-        _, new_order = linear_sum_assignment(cdist(moving, target, "sqeuclidean"))
+        _, new_order = linear_sum_assignment(
+            cdist(moving, target, "sqeuclidean")
+        )
         if order is not None and np.array_equal(order, new_order):
             break
         order = new_order

@@ -35,11 +35,7 @@ from diffpy.deepstruc.candidate import Candidate
 from diffpy.deepstruc.debye import DebyeParameters, simulate_pdfs
 from diffpy.deepstruc.features import U_GRID, prior_input
 from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
-from diffpy.deepstruc.matching import (
-    FINGERPRINT_U,
-    fingerprints,
-    nn_distance,
-)
+from diffpy.deepstruc.matching import FINGERPRINT_U, fingerprints, nn_distance
 from diffpy.deepstruc.model import load_model
 from diffpy.deepstruc.pdfdata import PDFData, PDFInputWarning, load_pdf
 
