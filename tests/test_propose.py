@@ -27,6 +27,7 @@ from diffpy.deepstruc.propose import (
     MERGE_TOLERANCE,
     SEARCH_POINTS,
     SIGMA_MULTIPLIERS,
+    distinct_structures,
     element_of,
     instrument_parameters,
     local_points,
@@ -529,3 +530,13 @@ def test_exact_decode_screens_well(cluster_type, size):
     truth = unit_cluster(cluster_type, size)
     (entry,) = screen_clusters(cluster_type, size, [truth])
     assert entry.rw < 0.3
+
+
+def test_distinct_structures_ignores_order_and_orientation():
+    fcc = build_cluster("fcc", (2, 3, 2), 1.0)
+    turned = fcc[::-1] @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
+    octa = build_cluster("octahedral", (4,), 1.0)
+    shapes = [fcc, turned, octa, fcc[:-1]]
+    # C1: the reversed, rotated copy is merged; another shape and a
+    # cluster with one atom less are kept
+    assert distinct_structures(shapes) == [0, 2, 3]

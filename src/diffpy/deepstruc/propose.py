@@ -20,8 +20,10 @@ The pipeline of :func:`propose_structures`:
    cluster's smeared pair-distance histogram divided by u
    (:func:`diffpy.deepstruc.matching.fingerprints`);
 6. the best :data:`N_SCREEN` by the proxy get their Debye PDF and Rw with
-   the scale fitted (:func:`diffpy.deepstruc.fitting.scale_and_rw`); the
-   best of those are fitted with scale, zoom and Uiso
+   the scale fitted (:func:`diffpy.deepstruc.fitting.scale_and_rw`);
+   structures with the same atom count and fingerprint are merged
+   (:func:`distinct_structures`), and the best are fitted with scale, zoom
+   and Uiso
    (:func:`diffpy.deepstruc.fitting.fit_cluster`) and ranked by Rw.
 """
 
@@ -46,6 +48,9 @@ SIGMA_MULTIPLIERS = (3.0, 5.0, 7.0)
 SEARCH_POINTS = 24
 #: Decodes closer than this (RMS per atom slot, units of d) are merged.
 MERGE_TOLERANCE = 0.05
+#: Screened structures with the same atom count whose fingerprints differ
+#: by less than this fraction are the same candidate.
+FINGERPRINT_TOLERANCE = 0.05
 #: Distinct decodes whose Debye PDF is computed after the proxy ranking.
 N_SCREEN = 48
 #: r range (Å) of the quick fit.
@@ -155,6 +160,29 @@ def merge_equivalent(decoded: list[np.ndarray]) -> list[int]:
                 keep.append(int(members[j]))
                 taken |= close[j]
     return sorted(keep)
+
+
+def distinct_structures(shapes: list[np.ndarray]) -> list[int]:
+    """Indices of the first of each group of equivalent structures.
+
+    Two structures are equivalent when they have the same number of atoms
+    and their fingerprints (:func:`diffpy.deepstruc.matching.fingerprints`,
+    in the given units) differ by less than :data:`FINGERPRINT_TOLERANCE`
+    relative to the norm of the first.  Unlike :func:`merge_equivalent`
+    this ignores atom order and orientation.
+    """
+    prints = fingerprints(shapes, units=1.0)
+    norms = np.linalg.norm(prints, axis=1)
+    keep: list[int] = []
+    for i, xyz in enumerate(shapes):
+        if not any(
+            len(shapes[k]) == len(xyz)
+            and np.linalg.norm(prints[i] - prints[k])
+            < FINGERPRINT_TOLERANCE * norms[k]
+            for k in keep
+        ):
+            keep.append(i)
+    return keep
 
 
 def proxy_scores(decoded: list[np.ndarray], features: np.ndarray):
@@ -297,9 +325,7 @@ def propose_structures(
             net, z, ["refined"] * len(z), features, d, (r, g), params
         )
         pool.sort(key=lambda entry: entry.rw)
-    unique = merge_equivalent([entry.xyz for entry in pool])
-    pool = [pool[i] for i in unique]
-    pool.sort(key=lambda entry: entry.rw)
+    pool = [pool[i] for i in distinct_structures([e.xyz for e in pool])]
     candidates = []
     for entry in pool[: top + EXTRA_FITS]:
         cluster = entry.xyz * d
