@@ -72,21 +72,20 @@ def render(metadata: dict) -> str:
         "``propose_structures`` (1000 prior samples, seed 0) is compared "
         "with the true cluster.  The metrics are defined in :doc:`model`.",
         "",
-        f"Shipped model ``{metadata['name']}``: trained for "
+        f"Shipped model ``{metadata['name']}``: trained on the CPU for "
         f"{training['epochs']} epochs"
         + (
-            " plus decoder polishing"
-            if training.get("decoder_polished")
-            else ""
-        )
-        + (
-            f" in {training['wall_time_s'] / 60:.0f} min"
+            f" ({training['wall_time_s'] / 60:.0f} min)"
             if training.get("wall_time_s")
             else ""
         )
-        + f" on the CPU (git {training['git_commit'][:12]}).  onnxruntime "
-        "matches PyTorch to "
-        f"{metadata['onnx_parity_max_abs_diff']:.1e} (max abs).",
+        + (
+            ", then decoder polishing"
+            if training.get("decoder_polished")
+            else ""
+        )
+        + f" (git {training['git_commit'][:12]}).  onnxruntime matches "
+        f"PyTorch to {metadata['onnx_parity_max_abs_diff']:.1e} (max abs).",
         "",
         "The DeepStruc paper reports, for its simulated test PDFs, a mean "
         f"absolute error of the atom positions of {PAPER['mae_raw']} Å "
