@@ -27,7 +27,9 @@ The pipeline of :func:`propose_structures`:
    (:func:`diffpy.deepstruc.fitting.fit_cluster`) and ranked by Rw.
 """
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -326,10 +328,14 @@ def propose_structures(
         )
         pool.sort(key=lambda entry: entry.rw)
     pool = [pool[i] for i in distinct_structures([e.xyz for e in pool])]
+    chosen = pool[: top + EXTRA_FITS]
+    clusters = [entry.xyz * d for entry in chosen]
+    # the fits are independent and numpy releases the GIL in their heavy
+    # parts, so threads share them out over the cores
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as threads:
+        fits = threads.map(lambda x: fit_cluster(x, r, g, params), clusters)
     candidates = []
-    for entry in pool[: top + EXTRA_FITS]:
-        cluster = entry.xyz * d
-        fit = fit_cluster(cluster, r, g, params)
+    for entry, cluster, fit in zip(chosen, clusters, fits):
         candidates.append(
             Candidate(
                 xyz=(cluster - cluster.mean(0)) * fit.zoom,
