@@ -98,7 +98,7 @@ def render(metadata: dict) -> str:
         if not report:
             continue
         note = (
-            f"every {report['stride']}th test cluster"
+            f"one test cluster in {report['stride']}"
             if report.get("stride", 1) > 1
             else "the whole test split"
         )
@@ -107,7 +107,9 @@ def render(metadata: dict) -> str:
             "-" * len(title),
             "",
             f"{report['overall']['n']} PDFs ({note}); median "
-            f"{report['median_seconds_per_pdf']:.2f} s per PDF; the latent "
+            f"{report['median_seconds_per_pdf']:.2f} s per PDF (timed "
+            "beside other evaluation jobs; ``benchmarks/bench_propose.py`` "
+            "gives clean timings); the latent "
             f"search found the best candidate in "
             f"{100 * report['overall']['search_wins']:.0f} % of cases.",
             "",
