@@ -155,7 +155,7 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(argv)
     warnings.simplefilter("always", PDFInputWarning)
-    warnings.formatwarning = lambda msg, cat, *a, **k: (f"warning: {msg}\n")
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
         return args.run(args)
     except (
