@@ -6,26 +6,22 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-REFERENCE_DIR = SHARED / "data" / "reference"
-EXPERIMENTAL_DIR = SHARED / "data" / "experimental"
+TESTDATA = Path(__file__).resolve().parent / "testdata"
+REFERENCE_DIR = TESTDATA / "reference"
+EXPERIMENTAL_DIR = REPO_ROOT.parent / "shared" / "data" / "experimental"
 
 HAS_SRREAL = importlib.util.find_spec("diffpy.srreal") is not None
-HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 needs_srreal = pytest.mark.skipif(
-    not HAS_SRREAL, reason="diffpy.srreal is not installed (optional backend)"
-)
-needs_torch = pytest.mark.skipif(
-    not HAS_TORCH, reason="torch is not installed (training extra)"
+    not HAS_SRREAL,
+    reason="diffpy.srreal (optional backend) is not installed; get it "
+    "with 'conda install -c conda-forge diffpy.srreal'",
 )
 
 
 @pytest.fixture(scope="session")
 def reference_dir():
-    """Folder of srreal-computed reference PDFs, or skip without it."""
-    if not REFERENCE_DIR.is_dir():
-        pytest.skip(f"{REFERENCE_DIR} is absent (a user's clone has none)")
+    """Folder of the srreal-computed reference PDFs (tests/testdata)."""
     return REFERENCE_DIR
 
 
@@ -33,5 +29,9 @@ def reference_dir():
 def experimental_dir():
     """Folder of measured Pt nanoparticle PDFs, or skip without it."""
     if not EXPERIMENTAL_DIR.is_dir():
-        pytest.skip(f"{EXPERIMENTAL_DIR} is absent (a user's clone has none)")
+        pytest.skip(
+            f"the measured PDFs JQ_S1-3.gr are not in {EXPERIMENTAL_DIR}; "
+            "copy them there from data/PDFs_experimental of "
+            "https://github.com/EmilSkaaning/DeepStruc"
+        )
     return EXPERIMENTAL_DIR

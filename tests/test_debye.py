@@ -24,10 +24,7 @@ PARAMETER_NAMES = ("qmin", "qmax", "qdamp", "delta2", "rmin", "rmax", "rstep")
 
 
 def _manifest():
-    path = REFERENCE_DIR / "manifest.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as stream:
+    with open(REFERENCE_DIR / "manifest.csv", newline="") as stream:
         return list(csv.DictReader(stream))
 
 
@@ -79,6 +76,16 @@ def _brute_force(xyz, r, params, uiso):
     w = x - lo
     g = (1 - w) * gpad[lo] + w * gpad[lo + 1]
     return g * np.exp(-0.5 * (params.qdamp * r) ** 2)
+
+
+# C0: the reference folder in tests/testdata, expect the 15 clusters of
+# its manifest, each with its .xyz and .gr file and nothing else
+def test_reference_data_complete(reference_dir):
+    assert len(MANIFEST) == 15
+    listed = {"README.md", "manifest.csv"}
+    for row in MANIFEST:
+        listed.update((row["xyz_file"], row["gr_file"]))
+    assert {p.name for p in reference_dir.iterdir()} == listed
 
 
 # C1: every srreal reference cluster with its own settings, expect G equal

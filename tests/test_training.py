@@ -1,10 +1,11 @@
-"""Tests of the training code (``training/``): data split, model, export.
+"""Tests of the training code (``training/``): split, model, export, eval.
 
 The training extra (torch, PyYAML, tqdm) is optional, and ``training/`` is
 only in a clone of the repository; without them every test here is
 skipped.  Nothing here builds the real training library.
 """
 
+import json
 import math
 import sys
 
@@ -12,11 +13,15 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("yaml")
-pytest.importorskip("tqdm")
+EXTRA = "the training extra is not installed; pip install '.[training]'"
+torch = pytest.importorskip("torch", reason=f"torch: {EXTRA}")
+pytest.importorskip("yaml", reason=f"PyYAML: {EXTRA}")
+pytest.importorskip("tqdm", reason=f"tqdm: {EXTRA}")
 if not (REPO_ROOT / "training" / "model.py").is_file():
-    pytest.skip("training/ is only in a clone", allow_module_level=True)
+    pytest.skip(
+        "training/ is not here; it is only in a clone of the repository",
+        allow_module_level=True,
+    )
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
@@ -425,8 +430,9 @@ def test_learning_rate_cosine_decay(settings):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A seeded model exported to ONNX; (model, paths, sessions)."""
-    pytest.importorskip("onnx")
-    onnxruntime = pytest.importorskip("onnxruntime")
+    import onnxruntime
+
+    pytest.importorskip("onnx", reason=f"onnx: {EXTRA}")
     from training.export import export_networks
 
     config = load_config(CONFIG_PATH)
@@ -575,3 +581,44 @@ def test_polish_decoder_fits_the_posterior_means(config, model):
     for k, v in frozen.items():
         assert torch.equal(state[k], v), f"{k} changed"
     assert not model.training
+
+
+# -------------------------------------------------------------- evaluate
+def test_evaluate_runs_end_to_end(tmp_path, capsys):
+    # the shipped model on 2 of its 748 test clusters with 20 samples,
+    # expect the report, the confusion plot, the metrics in a copy of the
+    # metadata and a printed summary, all consistent with each other
+    from diffpy.deepstruc.model import models_dir
+    from training.evaluate import main
+
+    model_dir = models_dir() / "mmnp"
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    copy = tmp_path / "metadata.json"
+    copy.write_text(json.dumps(metadata))
+    out = tmp_path / "report"
+    argv = ["--model", str(model_dir), "--samples", "20", "--stride", "374"]
+    main(argv + ["--out", str(out), "--write-metadata", str(copy)])
+
+    report = json.loads((out / "evaluation_random.json").read_text())
+    assert (out / "evaluation_random_confusion.png").stat().st_size > 0
+    rows = report.pop("results")
+    assert [row["id"] for row in rows] == metadata["split"]["test"][::374]
+    assert report["n_samples"] == 20 and report["search"]
+    overall = report["overall"]
+    assert overall["n"] == 2
+    hits = [row["pred_n_atoms"] == row["n_atoms"] for row in rows]
+    assert overall["exact_count"] == np.mean(hits)
+    for row, hit in zip(rows, hits):
+        assert ("mae_fit" in row) == hit
+        assert row["pred_type"] in metadata["types"]
+        assert 0 <= row["rw"] < 1 and row["seconds"] > 0
+    assert sum(s["n"] for s in report["per_type"].values()) == 2
+
+    updated = json.loads(copy.read_text())
+    assert updated["metrics"]["random"] == report
+    for key in ("random_nosearch", "geometry", "geometry_nosearch"):
+        assert updated["metrics"][key] == metadata["metrics"][key]
+    printed = capsys.readouterr().out
+    assert '"exact_count"' in printed
+    for cluster_type, summary in report["per_type"].items():
+        assert f"{cluster_type:12s} n={summary['n']:4d} type=" in printed

@@ -27,6 +27,8 @@ _PUBLIC = {
     "simulate_pdf": "diffpy.deepstruc.debye",
     "DebyeParameters": "diffpy.deepstruc.debye",
     "enumerate_library": "diffpy.deepstruc.clusters",
+    "example_pdf": "diffpy.deepstruc.report",
+    "FitQualityWarning": "diffpy.deepstruc.plausibility",
 }
 
 __all__ = sorted(_PUBLIC)

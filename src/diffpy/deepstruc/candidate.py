@@ -1,5 +1,6 @@
 """A proposed structure with its fit to the data."""
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -8,6 +9,15 @@ import numpy as np
 
 from diffpy.deepstruc.debye import DebyeParameters
 from diffpy.deepstruc.matching import NearestReference, nearest_reference
+
+#: Least distance (Å) between a cluster and the periodic images of its
+#: box in structure files: the r range of the PDFs.
+IMAGE_CLEARANCE = 30.0
+#: Structure file extensions and their writers.
+STRUCTURE_FORMATS = {
+    "diffpy": {".cif": "cif", ".stru": "pdffit", ".pdb": "pdb"},
+    "ase": (".xyz", ".extxyz"),
+}
 
 
 @dataclass
@@ -39,6 +49,10 @@ class Candidate:
         Instrument parameters used for the fit.
     rank : int
         Position in the ranking (1 = best).
+    flags : tuple of str
+        Reasons to doubt the candidate
+        (:func:`diffpy.deepstruc.plausibility.plausibility_flags`); empty
+        for a plausible one.
     """
 
     xyz: np.ndarray
@@ -55,6 +69,7 @@ class Candidate:
     gcalc: np.ndarray = field(repr=False)
     params: DebyeParameters = field(repr=False)
     rank: int = 0
+    flags: tuple[str, ...] = ()
 
     @property
     def n_atoms(self) -> int:
@@ -72,34 +87,62 @@ class Candidate:
         return nearest_reference(self.xyz)
 
     @property
+    def box(self) -> float:
+        """Edge (Å) of the cubic box that structure files hold the cluster in.
+
+        The cluster's extent plus :data:`IMAGE_CLEARANCE` or the data's
+        r range, whichever is longer, rounded up to whole Å: no periodic
+        image of any atom comes closer to the cluster than the range a
+        PDF is computed over.
+        """
+        extent = float(np.ptp(self.xyz, axis=0).max())
+        clearance = max(IMAGE_CLEARANCE, float(self.r[-1]))
+        return float(np.ceil(extent + clearance + 1.0))
+
+    def _boxed_xyz(self) -> np.ndarray:
+        """Cartesian coordinates with the cluster at the box centre."""
+        centre = 0.5 * (self.xyz.min(0) + self.xyz.max(0))
+        return self.xyz - centre + 0.5 * self.box
+
+    @property
     def structure(self):
         """The candidate as a ``diffpy.structure.Structure``.
 
-        A non-periodic cluster in the convention of diffpy.srreal: the
-        default lattice (1, 1, 1, 90, 90, 90) with Cartesian coordinates
-        in Å, every atom with the fitted Uiso.
+        A non-periodic cluster in a cubic P1 box of edge :attr:`box`
+        (fractional coordinates, the cluster at the centre), every atom
+        with the fitted Uiso.  Pair distances and Debye PDFs do not
+        depend on the box; a periodic calculator sees copies of the
+        cluster no closer than the PDF's range.
         """
-        from diffpy.structure import Atom, Structure
+        from diffpy.structure import Atom, Lattice, Structure
 
+        box = self.box
+        lattice = Lattice(box, box, box, 90, 90, 90)
         atoms = [
-            Atom(self.element, xyz, Uisoequiv=self.uiso) for xyz in self.xyz
+            Atom(self.element, xyz, Uisoequiv=self.uiso)
+            for xyz in self._boxed_xyz() / box
         ]
-        structure = Structure(atoms, title=self.title)
-        return structure
+        return Structure(atoms, lattice=lattice, title=self.title)
 
     @property
     def atoms(self):
-        """The candidate as an ``ase.Atoms`` object."""
+        """The candidate as a non-periodic ``ase.Atoms`` in its box."""
         from ase import Atoms
 
-        return Atoms([self.element] * self.n_atoms, positions=self.xyz)
+        return Atoms(
+            [self.element] * self.n_atoms,
+            positions=self._boxed_xyz(),
+            cell=[self.box] * 3,
+            pbc=False,
+        )
 
     @property
     def title(self) -> str:
         """One-line description used in files and plots."""
+        flags = f" flags={','.join(self.flags)}" if self.flags else ""
         return (
             f"deepstruc candidate {self.rank}: {self.element}{self.n_atoms} "
-            f"Rw={self.rw:.3f} nearest {self.nearest_reference}"
+            f"Rw={self.rw:.3f} nearest {self.nearest_reference}{flags}"
         )
 
     def write(self, path: str | Path) -> Path:
@@ -108,10 +151,13 @@ class Candidate:
         Parameters
         ----------
         path : str or pathlib.Path
-            ``.xyz`` (through ASE), ``.cif`` or ``.stru`` (through
-            diffpy.structure).  The cif and stru files hold the cluster in
-            a cubic box with lattice constant 1 Å and Cartesian
-            coordinates, the convention diffpy.srreal uses for clusters.
+            ``.cif``, ``.stru`` (PDFfit) and ``.pdb`` are written by
+            diffpy.structure with the cluster in its box (:attr:`box`,
+            fractional coordinates in the cif, Uiso in all three);
+            ``.xyz`` (Cartesian, title as comment) and ``.extxyz``
+            (extended xyz with the box, ``pbc=False`` and the fit
+            results) by ASE.  The pdb format keeps coordinates to 1e-3 Å,
+            the others to 1e-5 Å or better.
 
         Returns
         -------
@@ -125,18 +171,90 @@ class Candidate:
         """
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix == ".xyz":
+        if suffix in STRUCTURE_FORMATS["diffpy"]:
+            fmt = STRUCTURE_FORMATS["diffpy"][suffix]
+            text = self.structure.writeStr(fmt)
+            if fmt == "cif":
+                # the optional cell-setting item makes ASE guess a wrong
+                # setting for a P1 cell; leaving it out is valid CIF
+                text = re.sub(r"_symmetry_cell_setting.*\n", "", text)
+            path.write_text(text, encoding="utf-8")
+        elif suffix in STRUCTURE_FORMATS["ase"]:
             from ase.io import write
 
-            write(path, self.atoms, format="xyz", comment=self.title)
-        elif suffix in (".cif", ".stru"):
-            fmt = "cif" if suffix == ".cif" else "pdffit"
-            self.structure.write(str(path), fmt)
+            atoms = self.atoms
+            if suffix == ".xyz":
+                write(path, atoms, format="xyz", comment=self.title)
+            else:
+                atoms.info.update(self._fit_info())
+                write(path, atoms, format="extxyz")
         else:
+            known = ", ".join(
+                sorted(
+                    s for group in STRUCTURE_FORMATS.values() for s in group
+                )
+            )
             raise ValueError(
                 f"Cannot write {path.name}: unknown extension {suffix!r}. "
-                "Please use .xyz, .cif or .stru."
+                f"Please use one of {known}."
             )
+        return path
+
+    def _fit_info(self) -> dict:
+        """The fit results as plain values for file headers."""
+        return {
+            "rank": self.rank,
+            "rw": self.rw,
+            "scale": self.scale,
+            "zoom": self.zoom,
+            "uiso": self.uiso,
+            "source": self.source,
+            "nearest_reference": str(self.nearest_reference),
+            "flags": ",".join(self.flags) or "none",
+        }
+
+    def write_fit(self, path: str | Path) -> Path:
+        """Write the fit as a table of r, Gobs, Gcalc and Gdiff.
+
+        The file follows the PDFgetX3 layout: ``key = value`` header
+        lines (the fit results and the instrument parameters), then
+        ``#### start data`` and the four columns, ``Gdiff = Gobs -
+        Gcalc``.  ``diffpy.utils.parsers.load_data`` reads the columns
+        and, with ``headers=True``, the header;
+        :func:`diffpy.deepstruc.pdfdata.load_pdf` reads r and Gobs.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The file, by convention ``.fgr``.
+
+        Returns
+        -------
+        pathlib.Path
+            The written file.
+        """
+        path = Path(path)
+        header = {
+            "title": self.title,
+            **self._fit_info(),
+            "n_atoms": self.n_atoms,
+            "element": self.element,
+            **{
+                key: getattr(self.params, key)
+                for key in ("qmax", "qmin", "qdamp", "delta2")
+            },
+        }
+        lines = ["[DeepStruc fit]\n"]
+        lines += [f"{key} = {value}\n" for key, value in header.items()]
+        lines += [
+            "\n#### start data\n#S 1\n",
+            "#L r(Å) Gobs(Å^-2) Gcalc(Å^-2) Gdiff(Å^-2)\n",
+        ]
+        table = np.column_stack(
+            [self.r, self.gobs, self.gcalc, self.gobs - self.gcalc]
+        )
+        lines += [" ".join(f"{v:.8g}" for v in row) + "\n" for row in table]
+        path.write_text("".join(lines), encoding="utf-8")
         return path
 
     def make_recipe(self, **kwargs):

@@ -3,23 +3,110 @@
 Subcommands::
 
     deepstruc propose DATA.gr [DATA2.gr ...] -o OUTDIR   # solve structures
-    deepstruc example -o OUTDIR                          # bundled Pt PDF
+    deepstruc example [-o OUTDIR]                        # bundled Pt PDF
     deepstruc simulate CLUSTER.xyz -o OUT.gr             # Debye PDF
     deepstruc library [--type fcc] [-o library.csv]      # cluster library
+
+Exit status (:data:`EXIT_CODES`): 0 on success, 1 when the data, a file
+or the model cannot be used (the message says why), 2 for a wrong
+command line, 130 when interrupted and 141 when the reader of the output
+went away (``deepstruc library | head``), as for other Unix tools.
+Errors are printed as ``deepstruc: error: ...`` and warnings as
+``deepstruc: warning: ...`` on standard error.
 """
 
 import argparse
 import dataclasses
+import os
+import re
+import shlex
 import sys
 import warnings
 from pathlib import Path
 
 from diffpy.deepstruc.version import __version__
 
+#: Exit status of each outcome.
+EXIT_CODES = {
+    "success": 0,
+    "error": 1,
+    "usage": 2,
+    "interrupted": 130,
+    "broken pipe": 141,
+}
+#: Keywords that warnings and errors may suggest, as Python arguments.
+_OPTIONS = ("qmax", "qmin", "qdamp", "element", "rmin", "rmax")
+_PYTHON_ADVICE = re.compile(
+    rf"\b({'|'.join(_OPTIONS)})=(?:'([^']*)'|(\.\.\.|[^\s,)]+))"
+)
+#: Units of the Debye parameters, for the help of ``simulate``.
+_UNITS = {
+    "qmin": "Å⁻¹",
+    "qmax": "Å⁻¹",
+    "qdamp": "Å⁻¹",
+    "delta2": "Å²",
+    "biso": "Å²",
+    "rmin": "Å",
+    "rmax": "Å",
+    "rstep": "Å",
+}
+#: Default output folder of ``deepstruc example``.
+EXAMPLE_OUTPUT = Path("deepstruc-example")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help with every set default shown, text kept as written."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if (
+            action.option_strings
+            and action.default is not None
+            and action.default is not False
+            and action.default != argparse.SUPPRESS
+            and "default" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def command_line_words(text: str) -> str:
+    """Rewrite Python keyword advice (``qmax=25``) as options (``--qmax 25``).
+
+    Parameters
+    ----------
+    text : str
+        A warning or error message.
+
+    Returns
+    -------
+    str
+        The message with ``name=value`` of the options in
+        :data:`_OPTIONS` written as ``--name value``.
+    """
+    return _PYTHON_ADVICE.sub(
+        lambda m: f"--{m[1]} {m[2] if m[2] is not None else m[3]}", text
+    )
+
+
+def _read_cluster(path: Path):
+    """Atom positions (Å) of a structure file, as ASE or diffpy reads it."""
+    try:
+        if path.suffix.lower() == ".stru":
+            from diffpy.structure import loadStructure
+
+            return loadStructure(str(path)).xyz_cartn
+        from ase.io import read
+
+        return read(path).get_positions()
+    except Exception as err:  # the readers raise many types for bad files
+        raise ValueError(
+            f"Cannot read the structure file {path}: {err}. Please give a "
+            "file that ASE reads (xyz, extxyz, cif, pdb, ...) or a .stru."
+        ) from None
+
 
 def _simulate(args) -> int:
-    from ase.io import read
-
     from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
     from diffpy.deepstruc.pdfdata import write_pdf
 
@@ -29,20 +116,17 @@ def _simulate(args) -> int:
             for f in dataclasses.fields(DebyeParameters)
         }
     )
-    try:
-        atoms = read(args.cluster)
-    except Exception as err:  # ASE raises many types for unreadable files
-        raise SystemExit(f"deepstruc: cannot read {args.cluster}: {err}")
-    r, g = simulate_pdf(atoms, params=params)
+    xyz = _read_cluster(args.cluster)
+    r, g = simulate_pdf(xyz, params=params)
     header = {
         "source": f"diffpy.deepstruc {__version__} Debye PDF simulator",
         "cluster": str(args.cluster),
-        "n_atoms": len(atoms),
+        "n_atoms": len(xyz),
         **dataclasses.asdict(params),
         "uiso": params.uiso,
     }
     write_pdf(args.output, r, g, header)
-    print(f"wrote {args.output} ({len(r)} points, {len(atoms)} atoms)")
+    print(f"wrote {args.output} ({len(r)} points, {len(xyz)} atoms)")
     return 0
 
 
@@ -68,64 +152,152 @@ def _propose(args) -> int:
         n_samples=args.samples,
         seed=args.seed,
         qmax=args.qmax,
+        qmin=args.qmin,
         qdamp=args.qdamp,
         element=args.element,
+        search=not args.no_search,
+        fit_range=(args.rmin, args.rmax),
+        command=args.command_line,
     )
+
+
+def _free_folder(folder: Path) -> Path:
+    """``folder``, or ``folder-2``, ``folder-3``, ... if it holds files."""
+    candidate, k = folder, 1
+    while candidate.exists() and (
+        not candidate.is_dir() or any(candidate.iterdir())
+    ):
+        k += 1
+        candidate = folder.with_name(f"{folder.name}-{k}")
+    return candidate
 
 
 def _example(args) -> int:
     from diffpy.deepstruc.report import example_pdf
 
     args.data = [example_pdf()]
+    if args.output is None:
+        args.output = EXAMPLE_OUTPUT
+        if not args.force:
+            args.output = _free_folder(EXAMPLE_OUTPUT)
+            if args.output != EXAMPLE_OUTPUT:
+                print(
+                    f"note: {EXAMPLE_OUTPUT} exists, writing to "
+                    f"{args.output} instead"
+                )
     return _propose(args)
 
 
-def _add_propose_options(parser):
+def _add_propose_options(parser, *, example: bool = False) -> None:
+    from diffpy.deepstruc.propose import FIT_RANGE
+
+    if example:
+        parser.add_argument(
+            "-o",
+            "--output",
+            type=Path,
+            help=f"output folder (default: {EXAMPLE_OUTPUT}, or "
+            f"{EXAMPLE_OUTPUT}-2, -3, ... if that holds results)",
+        )
+    else:
+        parser.add_argument(
+            "-o", "--output", required=True, type=Path, help="output folder"
+        )
     parser.add_argument(
-        "-o", "--output", required=True, type=Path, help="output folder"
+        "--force",
+        action="store_true",
+        help="replace the output folder if it holds results",
     )
     parser.add_argument(
-        "--force", action="store_true", help="overwrite the output folder"
+        "--model", default="mmnp", help="shipped model name or model folder"
     )
-    parser.add_argument("--model", default="mmnp", help="model name or folder")
-    parser.add_argument("--top", type=int, default=10, help="candidates kept")
     parser.add_argument(
-        "--samples", type=int, default=1000, help="latent samples"
+        "--top", type=int, default=10, help="number of candidates kept"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--qmax", type=float, help="Qmax (Å⁻¹), else header")
-    parser.add_argument("--qdamp", type=float, help="qdamp (Å⁻¹), else header")
-    parser.add_argument("--element", help="element of the atoms")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=1000,
+        help="latent points drawn around the prior mean",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the latent sampling (same seed, same results)",
+    )
+    parser.add_argument(
+        "--no-search",
+        action="store_true",
+        help="decode only around the prior mean, no latent-plane search",
+    )
+    parser.add_argument(
+        "--qmax", type=float, help="Qmax in Å⁻¹ (default: file header)"
+    )
+    parser.add_argument(
+        "--qmin", type=float, help="Qmin in Å⁻¹ (default: file header)"
+    )
+    parser.add_argument(
+        "--qdamp",
+        type=float,
+        help="Q-resolution damping in Å⁻¹, e.g. from a calibrant "
+        "(default: file header, else the model's 0.04)",
+    )
+    parser.add_argument(
+        "--element",
+        help="element of the atoms, e.g. Pt (default: the file's "
+        "composition)",
+    )
+    parser.add_argument(
+        "--rmin", type=float, default=FIT_RANGE[0], help="fit from r in Å"
+    )
+    parser.add_argument(
+        "--rmax", type=float, default=FIT_RANGE[1], help="fit up to r in Å"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``deepstruc`` command."""
+    from diffpy.deepstruc.clusters import CLUSTER_TYPES
     from diffpy.deepstruc.debye import DebyeParameters
 
     parser = argparse.ArgumentParser(
         prog="deepstruc",
         description="Propose nanoparticle structures from a PDF G(r).",
+        epilog="exit status: 0 success, 1 unusable data, file or model, "
+        "2 wrong command line, 130 interrupted, 141 output pipe closed",
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=__version__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND"
+    )
 
     propose = commands.add_parser(
-        "propose", help="propose candidate structures for PDF files"
+        "propose",
+        help="propose candidate structures for PDF files",
+        formatter_class=_Formatter,
     )
-    propose.add_argument("data", nargs="+", type=Path, help="PDF files")
+    propose.add_argument(
+        "data", nargs="+", type=Path, help="PDF files (.gr, .fgr, columns)"
+    )
     _add_propose_options(propose)
     propose.set_defaults(run=_propose)
 
     example = commands.add_parser(
-        "example", help="propose structures for the bundled Pt example PDF"
+        "example",
+        help="propose structures for the bundled Pt example PDF",
+        formatter_class=_Formatter,
     )
-    _add_propose_options(example)
+    _add_propose_options(example, example=True)
     example.set_defaults(run=_example)
 
     simulate = commands.add_parser(
-        "simulate", help="Debye PDF of a cluster file (xyz or any ASE format)"
+        "simulate",
+        help="Debye PDF of a cluster file (xyz, cif, pdb, stru, ...)",
+        formatter_class=_Formatter,
     )
-    simulate.add_argument("cluster", type=Path, help="cluster file")
+    simulate.add_argument("cluster", type=Path, help="structure file")
     simulate.add_argument(
         "-o", "--output", required=True, type=Path, help="output .gr file"
     )
@@ -135,37 +307,80 @@ def build_parser() -> argparse.ArgumentParser:
             f"--{f.name}",
             type=float,
             default=getattr(defaults, f.name),
-            help=f"default {getattr(defaults, f.name)}",
+            help=f"{f.name} in {_UNITS[f.name]}",
         )
     simulate.set_defaults(run=_simulate)
 
     library = commands.add_parser(
-        "library", help="list the MMNP cluster library as CSV"
+        "library",
+        help="list the MMNP cluster library as CSV",
+        formatter_class=_Formatter,
     )
-    library.add_argument("--type", action="append", help="keep this type")
-    library.add_argument("-o", "--output", type=Path, help="CSV file")
+    library.add_argument(
+        "--type",
+        action="append",
+        choices=CLUSTER_TYPES,
+        help="keep this type (repeat for several; default: all)",
+    )
+    library.add_argument(
+        "-o", "--output", type=Path, help="CSV file (default: standard output)"
+    )
     library.set_defaults(run=_library)
     return parser
 
 
-def main(argv=None) -> int:
-    """Run the ``deepstruc`` command."""
-    from diffpy.deepstruc.model import ModelFileError
-    from diffpy.deepstruc.pdfdata import PDFInputError, PDFInputWarning
+def _show_warning(message, *args, **kwargs) -> None:
+    text = command_line_words(str(message))
+    print(f"deepstruc: warning: {text}", file=sys.stderr)
 
+
+def _error(message: str) -> int:
+    print(f"deepstruc: error: {command_line_words(message)}", file=sys.stderr)
+    return EXIT_CODES["error"]
+
+
+def main(argv=None) -> int:
+    """Run the ``deepstruc`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        The exit status (:data:`EXIT_CODES`).
+    """
+    from diffpy.deepstruc.model import ModelFileError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    warnings.simplefilter("always", PDFInputWarning)
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    args.command_line = shlex.join(["deepstruc", *argv])
     try:
-        return args.run(args)
-    except (
-        PDFInputError,
-        ValueError,
-        FileExistsError,
-        ModelFileError,
-    ) as err:
-        print(f"deepstruc: error: {err}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = _show_warning
+            status = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
+    except (ValueError, OSError, ModelFileError) as err:
+        # PDFInputError is a ValueError; FileExistsError an OSError
+        if isinstance(err, BrokenPipeError):
+            return _closed_pipe()
+        return _error(str(err))
+    except KeyboardInterrupt:
+        print("deepstruc: interrupted", file=sys.stderr)
+        return EXIT_CODES["interrupted"]
+
+
+def _closed_pipe() -> int:
+    """Silence the rest of the output after the reader went away."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (captured)
+        pass
+    return EXIT_CODES["broken pipe"]
 
 
 if __name__ == "__main__":

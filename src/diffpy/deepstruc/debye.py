@@ -208,15 +208,26 @@ class _FourierGrid:
 
 
 def _fourier_grid(
-    params: DebyeParameters, uiso: float, rmin: float, rmax: float
+    params: DebyeParameters,
+    uiso: float,
+    rmin: float,
+    rmax: float,
+    extendedrmax: float | None = None,
 ) -> _FourierGrid:
-    """Return srreal's Q-grid for an output r-range [rmin, rmax)."""
+    """Return srreal's Q-grid for an output r-range [rmin, rmax).
+
+    ``extendedrmax`` replaces the upper end of the pair range, which a
+    fresh calculator derives from rmax, Qmax and Uiso.
+    """
     ext = min(
         _MAX_EXTENSION,
         12 * math.pi / params.qmax + _TAIL_REACH * math.sqrt(2 * uiso),
     )
     dlo = max(0, _steps(rmin - ext, params.rstep)) * params.rstep
-    dhi = math.ceil((rmax + ext) / params.rstep) * params.rstep
+    if extendedrmax is None:
+        dhi = math.ceil((rmax + ext) / params.rstep) * params.rstep
+    else:
+        dhi = extendedrmax
     if params.qmax * dhi / math.pi > 4:
         qstep = math.pi / dhi
     else:
@@ -234,14 +245,20 @@ def _fourier_grid(
 
 
 def _output_grid(r, params: DebyeParameters):
-    """Return the r array and the rmin, rmax that srreal would be given."""
+    """Return the r array and the rmin, rmax that srreal would be given.
+
+    For custom r, rmin is ``min(r)`` rounded down to a multiple of
+    ``params.rstep`` and rmax is ``max(r) + params.rstep``, so that
+    srreal's grid ``k rstep`` brackets every r.
+    """
     if r is None:
         r = r_grid(params.rmin, params.rmax, params.rstep)
         return r, params.rmin, params.rmax
     r = np.asarray(r, dtype=float)
     if r.ndim != 1 or r.size == 0 or not np.isfinite(r).all() or r.min() < 0:
         raise ValueError("Please give r as a 1-D array of finite r >= 0.")
-    return r, r.min(), r.max() + params.rstep
+    rmin = math.floor((r.min() + _SQRT_EPS) / params.rstep) * params.rstep
+    return r, rmin, r.max() + params.rstep
 
 
 def _sin_outer(d: np.ndarray, grid: _FourierGrid) -> np.ndarray:
@@ -410,6 +427,8 @@ class PairHistogram:
         params: DebyeParameters | None = None,
         zoom: float = 1.0,
         uiso: float | None = None,
+        *,
+        extendedrmax: float | None = None,
     ) -> np.ndarray:
         """Return G(r) of the cluster, scaled by zoom.
 
@@ -417,14 +436,20 @@ class PairHistogram:
         ----------
         r : array_like, optional
             Output r values in Å; by default the grid of params.  The
-            srreal rmin and rmax are taken as ``min(r)`` and
-            ``max(r) + params.rstep``.
+            srreal rmin and rmax are taken as ``min(r)`` rounded down to
+            a multiple of ``params.rstep`` and ``max(r) + params.rstep``.
         params : DebyeParameters, optional
             Calculation settings, the defaults when None.
         zoom : float
             Factor applied to all interatomic distances.
         uiso : float, optional
             Isotropic Uiso in Å^2, overriding ``params.uiso``.
+        extendedrmax : float, optional
+            Upper end in Å of the pair distances that are summed, which
+            sets ``qstep = pi / extendedrmax``.  By default srreal's
+            ``extendedrmax`` of a new calculator: rmax plus the reach of
+            the termination ripples and peak tails, rounded up to a
+            multiple of ``params.rstep``.
 
         Returns
         -------
@@ -435,7 +460,7 @@ class PairHistogram:
         uiso = params.uiso if uiso is None else float(uiso)
         _check_scalars(zoom, uiso)
         r, rmin, rmax = _output_grid(r, params)
-        grid = _fourier_grid(params, uiso, rmin, rmax)
+        grid = _fourier_grid(params, uiso, rmin, rmax, extendedrmax)
         d = self.distances * zoom
         keep = (d >= grid.dlo) & (d <= grid.dhi) & (d > _SQRT_EPS)
         d = d[keep]

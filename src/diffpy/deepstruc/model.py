@@ -44,7 +44,8 @@ def _resolve(model: str | Path) -> Path:
     return folder
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -85,7 +86,7 @@ class DeepStrucModel:
                     f"Model file {path} is missing. Please reinstall "
                     "diffpy.deepstruc or re-export the model."
                 )
-            if _sha256(path) != entry["sha256"]:
+            if file_sha256(path) != entry["sha256"]:
                 raise ModelFileError(
                     f"Model file {path} does not match the sha256 in "
                     f"{self.folder / 'metadata.json'}; it was altered or "

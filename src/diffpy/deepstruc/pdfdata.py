@@ -556,7 +556,7 @@ def _choose(key: str, given: float | None, header: dict) -> float | None:
         if given is None:
             raise PDFInputError(
                 f"The header value {key} = {value!r} is not a number. "
-                f"Please fix the header or pass {key}=... to load_pdf."
+                f"Please fix the header or pass {key}=... instead."
             ) from None
         from_header = None
     if given is None:

@@ -22,9 +22,13 @@ The pipeline of :func:`propose_structures`:
 6. the best :data:`N_SCREEN` by the proxy get their Debye PDF and Rw with
    the scale fitted (:func:`diffpy.deepstruc.fitting.scale_and_rw`);
    structures with the same atom count and fingerprint are merged
-   (:func:`distinct_structures`), and the best are fitted with scale, zoom
-   and Uiso
-   (:func:`diffpy.deepstruc.fitting.fit_cluster`) and ranked by Rw.
+   (:func:`distinct_structures`), as are near-duplicates
+   (:func:`diffpy.deepstruc.plausibility.distinct_geometries`), and the
+   best are fitted with scale, zoom and Uiso
+   (:func:`diffpy.deepstruc.fitting.fit_cluster`) and ranked by Rw;
+7. the candidates get their plausibility flags, and a
+   :class:`~diffpy.deepstruc.plausibility.FitQualityWarning` when even
+   the best fits poorly (:mod:`diffpy.deepstruc.plausibility`).
 """
 
 import os
@@ -42,6 +46,11 @@ from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
 from diffpy.deepstruc.matching import FINGERPRINT_U, fingerprints, nn_distance
 from diffpy.deepstruc.model import load_model
 from diffpy.deepstruc.pdfdata import PDFData, PDFInputWarning, load_pdf
+from diffpy.deepstruc.plausibility import (
+    distinct_geometries,
+    plausibility_flags,
+    warn_if_poor_fit,
+)
 
 #: Multiples of the prior standard deviation that latent points are drawn
 #: at (as in the DeepStruc paper).
@@ -61,6 +70,8 @@ FIT_RANGE = (1.5, 30.0)
 EXTRA_FITS = 2
 #: Best screened decodes whose latent neighbourhood is searched again.
 N_REFINE = 4
+#: Screened structures checked for near-duplicates, per fitted candidate.
+DUPLICATE_POOL = 3
 
 
 def instrument_parameters(pdf: PDFData, model_params: dict) -> DebyeParameters:
@@ -328,7 +339,10 @@ def propose_structures(
         )
         pool.sort(key=lambda entry: entry.rw)
     pool = [pool[i] for i in distinct_structures([e.xyz for e in pool])]
-    chosen = pool[: top + EXTRA_FITS]
+    n_fits = top + EXTRA_FITS
+    pool = pool[: DUPLICATE_POOL * n_fits]
+    chosen = [pool[i] for i in distinct_geometries([e.xyz for e in pool])]
+    chosen = chosen[:n_fits]
     clusters = [entry.xyz * d for entry in chosen]
     # the fits are independent and numpy releases the GIL in their heavy
     # parts, so threads share them out over the cores
@@ -354,6 +368,10 @@ def propose_structures(
             )
         )
     candidates.sort(key=lambda c: c.rw)
-    for rank, candidate in enumerate(candidates[:top], start=1):
+    candidates = candidates[:top]
+    flags = plausibility_flags(candidates)
+    for rank, candidate in enumerate(candidates, start=1):
         candidate.rank = rank
-    return candidates[:top]
+        candidate.flags = flags[rank - 1]
+    warn_if_poor_fit(candidates)
+    return candidates

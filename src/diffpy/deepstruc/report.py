@@ -1,25 +1,38 @@
 """Write the results of ``deepstruc propose`` to an output folder.
 
 For each PDF the folder (a subfolder per input when there are several)
-gets ``candidates.csv``, the structures ``candidate_NN.xyz`` and
-``candidate_NN.cif``, fit plots ``fit_NN.png`` of the best candidates and
-``latent_map.png``.  Several inputs also get a top-level ``summary.csv``
-with the best candidate of each.  Everything is written to a temporary
-folder next to the output and moved into place at the end, so an error or
-an interruption never leaves half-written results behind.
+gets
+
+* ``run.json``: how the results were made (command, input and its
+  sha256, Qmax, Qmin and qdamp with the source of each, model and the
+  sha256 of its files, package version, seed, warnings, timings);
+* ``candidates.csv``: the ranked candidates with their fit and flags;
+* per candidate the structure (``candidate_NN.xyz``, ``candidate_NN.cif``)
+  and the fit (``candidate_NN.fgr``: r, Gobs, Gcalc, Gdiff);
+* fit plots ``fit_NN.png`` of the best candidates and ``latent_map.png``.
+
+Several inputs also get a top-level ``summary.csv`` with the best
+candidate of each and a ``run.json`` of the whole run.  Everything is
+written to a temporary folder next to the output and moved into place at
+the end, so an error or an interruption never leaves half-written
+results behind.
 """
 
 import csv
+import json
 import os
+import platform
 import shutil
 import tempfile
+import time
 import warnings
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
 from diffpy.deepstruc.candidate import Candidate
 from diffpy.deepstruc.features import prior_input
-from diffpy.deepstruc.model import load_model
+from diffpy.deepstruc.model import file_sha256, load_model
 from diffpy.deepstruc.pdfdata import (
     PDFData,
     PDFInputError,
@@ -27,10 +40,12 @@ from diffpy.deepstruc.pdfdata import (
     load_pdf,
 )
 from diffpy.deepstruc.propose import (
+    FIT_RANGE,
     SIGMA_MULTIPLIERS,
     instrument_parameters,
     propose_structures,
 )
+from diffpy.deepstruc.version import __version__
 
 #: File name of the bundled example PDF (in ``diffpy.deepstruc.data``).
 EXAMPLE_NAME = "Pt_1.8nm_JQ_S1.gr"
@@ -50,9 +65,12 @@ CANDIDATE_COLUMNS = (
     "sigma",
     "source",
     "element",
+    "flags",
 )
 #: Columns of ``summary.csv``: the input, its subfolder, its best candidate.
 SUMMARY_COLUMNS = ("input", "folder", *CANDIDATE_COLUMNS)
+#: Structure files written for every candidate.
+STRUCTURE_SUFFIXES = (".xyz", ".cif")
 #: Number of candidates that get a fit plot.
 N_FIT_PLOTS = 3
 
@@ -78,8 +96,12 @@ def run_propose(
     n_samples: int = 1000,
     seed: int = 0,
     qmax: float | None = None,
+    qmin: float | None = None,
     qdamp: float | None = None,
     element: str | None = None,
+    search: bool = True,
+    fit_range: tuple[float, float] = FIT_RANGE,
+    command: str | None = None,
 ) -> int:
     """Propose structures for PDF files and write the results to a folder.
 
@@ -89,12 +111,17 @@ def run_propose(
         The PDF files.
     output : str or os.PathLike
         The output folder.  One input writes into it directly; several
-        inputs get one subfolder each (named after the file) and a
-        ``summary.csv``.
+        inputs get one subfolder each (named after the file), and the
+        folder gets a ``summary.csv`` and a ``run.json`` of the whole run.
     force : bool
         Replace an existing, non-empty output folder.
-    model, top, n_samples, seed, qmax, qdamp, element
+    model, top, n_samples, seed, qmax, qmin, qdamp, element, search
         Passed to :func:`diffpy.deepstruc.propose.propose_structures`.
+    fit_range : tuple of float
+        r range (Å) of the fits.
+    command : str, optional
+        The command line that asked for the run, recorded in
+        ``run.json``; by default the Python call.
 
     Returns
     -------
@@ -114,31 +141,76 @@ def run_propose(
     paths = [Path(p) for p in data]
     output = Path(output)
     _check_output(output, paths, force)
-    pdfs = [_validated(path, qmax, qdamp) for path in paths]
+    user_q = {"qmax": qmax, "qmin": qmin, "qdamp": qdamp}
+    pdfs = [_validated(path, user_q) for path in paths]
     net = load_model(model)
+    settings = {
+        "model": str(model),
+        "n_samples": n_samples,
+        "top": top,
+        "seed": seed,
+        "search": search,
+        "fit_range": list(fit_range),
+        "element": element,
+        **user_q,
+    }
+    run = {
+        "command": command
+        or f"diffpy.deepstruc.report.run_propose("
+        f"{[str(p) for p in paths]}, {str(output)!r}, **{settings})",
+        "version": __version__,
+        "python": platform.python_version(),
+        "started": _now(),
+        "settings": settings,
+        "model": _model_record(net),
+    }
     folders = _folder_names(paths) if len(paths) > 1 else [""]
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=output.parent, prefix=".deepstruc-"))
     try:
         work = scratch / "output"
-        summary = []
+        summary, records = [], []
         for path, pdf, name in zip(paths, pdfs, folders):
             folder = work / name
             folder.mkdir(parents=True)
-            candidates = propose_structures(
-                pdf,
-                model=model,
-                n_samples=n_samples,
-                top=top,
-                seed=seed,
-                element=element,
-            )
+            clock = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                candidates = propose_structures(
+                    pdf,
+                    model=model,
+                    n_samples=n_samples,
+                    top=top,
+                    seed=seed,
+                    element=element,
+                    search=search,
+                    fit_range=fit_range,
+                )
+            proposed = time.perf_counter()
+            for w in caught:
+                warnings.showwarning(
+                    w.message, w.category, w.filename, w.lineno
+                )
             _write_results(candidates, pdf, net, folder)
-            print(_summary_text(path, pdf, net, candidates, output / name))
+            record = {
+                "input": _input_record(path, pdf, user_q, net),
+                "element": _element_record(element, pdf, candidates),
+                "folder": name,
+                "warnings": [str(w.message) for w in caught],
+                "n_candidates": len(candidates),
+                "timings_s": {
+                    "propose": round(proposed - clock, 3),
+                    "write": round(time.perf_counter() - proposed, 3),
+                },
+            }
+            _write_json(folder / "run.json", {**run, **record})
+            records.append(record)
+            print(_summary_text(record, candidates, output / name))
             best = _row(candidates[0]) if candidates else {}
             summary.append({"input": str(path), "folder": name, **best})
         if len(paths) > 1:
             _write_csv(work / "summary.csv", SUMMARY_COLUMNS, summary)
+            _write_json(work / "run.json", {**run, "inputs": records})
             print(f"summary of all inputs: {output / 'summary.csv'}")
         _move_into_place(work, output)
     finally:
@@ -146,17 +218,69 @@ def run_propose(
     return 0
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _model_record(net) -> dict:
+    """Name, folder and file checksums of the model, for ``run.json``."""
+    files = {"metadata.json": file_sha256(net.folder / "metadata.json")}
+    for entry in net.metadata["files"].values():
+        files[entry["path"]] = entry["sha256"]
+    return {"name": net.name, "folder": str(net.folder), "sha256": files}
+
+
+def _input_record(path: Path, pdf: PDFData, user_q: dict, net) -> dict:
+    """Where the input and each instrument parameter came from."""
+    params = instrument_parameters(pdf, net.metadata["pdf_parameters"])
+    record = {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "r_range": [pdf.rmin, pdf.rmax],
+        "n_points": len(pdf.r),
+    }
+    for key, given in user_q.items():
+        if given is not None:
+            source = "user"
+        elif getattr(pdf, key) is not None:
+            source = "header"
+        else:
+            source = "model default"
+        record[key] = {"value": getattr(params, key), "source": source}
+    return record
+
+
+def _element_record(element, pdf: PDFData, candidates) -> dict:
+    """The element that labels the atoms and where it came from."""
+    value = candidates[0].element if candidates else element
+    if element:
+        source = "user"
+    elif value == (pdf.composition or "").strip():
+        source = "header"
+    else:
+        source = "default (the file gives no single element)"
+    return {"value": value, "source": source}
+
+
+def _write_json(path: Path, content: dict) -> None:
+    with open(path, "w", encoding="utf-8") as stream:
+        json.dump(content, stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+
+
 def _write_results(
     candidates: list[Candidate], pdf: PDFData, net, folder: Path
 ) -> None:
-    """Write the table, structures and plots of one input's candidates."""
+    """Write the table, structures, fits and plots of one input."""
     from diffpy.deepstruc.plotting import plot_fit, plot_latent_map, save
 
     rows = [_row(c) for c in candidates]
     _write_csv(folder / "candidates.csv", CANDIDATE_COLUMNS, rows)
     for candidate in candidates:
-        for suffix in (".xyz", ".cif"):
-            candidate.write(folder / f"candidate_{candidate.rank:02d}{suffix}")
+        stem = folder / f"candidate_{candidate.rank:02d}"
+        for suffix in STRUCTURE_SUFFIXES:
+            candidate.write(stem.with_suffix(suffix))
+        candidate.write_fit(stem.with_suffix(".fgr"))
     for candidate in candidates[:N_FIT_PLOTS]:
         save(plot_fit(candidate), folder / f"fit_{candidate.rank:02d}.png")
     features, _ = prior_input(pdf.r, pdf.g)
@@ -191,13 +315,13 @@ def _check_output(output: Path, paths: list[Path], force: bool) -> None:
             )
 
 
-def _validated(path: Path, qmax, qdamp) -> PDFData:
+def _validated(path: Path, user_q: dict) -> PDFData:
     """Load one input, with its path in any error message."""
     try:
         with warnings.catch_warnings():
             # propose_structures warns again, next to that input's results
             warnings.simplefilter("ignore", PDFInputWarning)
-            return load_pdf(path, qmax=qmax, qdamp=qdamp)
+            return load_pdf(path, **user_q)
     except PDFInputError as err:
         if str(path) in str(err):
             raise
@@ -234,6 +358,7 @@ def _row(candidate: Candidate) -> dict:
         "sigma": f"{candidate.sigma:.4g}",
         "source": candidate.source,
         "element": candidate.element,
+        "flags": ";".join(candidate.flags),
     }
 
 
@@ -245,23 +370,31 @@ def _write_csv(path: Path, columns, rows: list[dict]) -> None:
 
 
 def _summary_text(
-    path: Path, pdf: PDFData, net, candidates: list[Candidate], folder: Path
+    record: dict, candidates: list[Candidate], folder: Path
 ) -> str:
     """The one-screen report of one input."""
-    params = instrument_parameters(pdf, net.metadata["pdf_parameters"])
-    qmax = f"{params.qmax:.2f} Å⁻¹"
-    if pdf.qmax is None:
-        qmax += " (not in the file, the model's value; please pass --qmax)"
-    lines = [
-        f"input: {path}",
-        f"Qmax:  {qmax}",
+    source = record["input"]
+    lines = [f"input: {source['path']}"]
+    for key, label, form in (
+        ("qmax", "Qmax", ".2f"),
+        ("qmin", "Qmin", ".2f"),
+        ("qdamp", "qdamp", ".4f"),
+    ):
+        entry = source[key]
+        note = entry["source"]
+        if note == "model default":
+            note += f"; not in the file, please pass --{key} if known"
+        value = format(entry["value"], form)
+        lines.append(f"{label + ':':<7}{value} Å⁻¹ ({note})")
+    lines += [
         "",
         f"{'rank':>4} {'Rw':>6} {'atoms':>5}  {'nearest reference':<28}"
-        f"{'zoom':>6} {'Uiso (Å²)':>10}",
+        f"{'zoom':>6} {'Uiso (Å²)':>10}  flags",
     ]
     lines += [
         f"{c.rank:>4} {c.rw:6.3f} {c.n_atoms:>5}  "
-        f"{str(c.nearest_reference):<28}{c.zoom:6.3f} {c.uiso:10.5f}"
+        f"{str(c.nearest_reference):<28}{c.zoom:6.3f} {c.uiso:10.5f}  "
+        f"{', '.join(c.flags) or '-'}"
         for c in candidates
     ]
     lines += ["", f"results in {folder}{os.sep}", ""]
