@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from diffpy.deepstruc.cli import EXIT_CODES, command_line_words, main
+from diffpy.deepstruc.debye import simulate_pdf
 from diffpy.deepstruc.model import load_model
 from diffpy.deepstruc.pdfdata import load_pdf
 from diffpy.deepstruc.report import CANDIDATE_COLUMNS, example_pdf
@@ -74,7 +75,7 @@ def test_example_repeats_propose_and_prints_summary(
     assert f"input: {example_pdf()}" in text
     assert "Qmax:  22.00 Å⁻¹ (header)" in text
     assert "qdamp: 0.0400 Å⁻¹ (model default; not in the file" in text
-    assert "nearest reference" in text
+    assert "'~' and the nearest library geometry" in text
     assert str(output) in text
 
 
@@ -201,7 +202,7 @@ def test_run_json_says_how_the_results_were_made(example_run):
             hashlib.sha256(onnx.read_bytes()).hexdigest()
         )
     assert run["settings"]["seed"] == 0 and run["settings"]["n_samples"] == 50
-    assert run["timings_s"]["propose"] > 0
+    assert run["timings_s"]["solve"] > 0
 
 
 def test_propose_options_reach_the_run(tmp_path):
@@ -213,7 +214,7 @@ def test_propose_options_reach_the_run(tmp_path):
         str(output),
         *FAST,
         *("--qmin", "0.9", "--qdamp", "0.035", "--element", "Au"),
-        *("--rmin", "2.5", "--rmax", "20", "--no-search"),
+        *("--rmin", "2.5", "--rmax", "20", "--no-search", "--no-snap"),
     ]
     assert main(args) == 0
     run = json.loads((output / "run.json").read_text())
@@ -221,6 +222,7 @@ def test_propose_options_reach_the_run(tmp_path):
     assert run["input"]["qdamp"] == {"value": 0.035, "source": "user"}
     assert run["element"] == {"value": "Au", "source": "user"}
     assert run["settings"]["search"] is False
+    assert run["settings"]["snap"] is False
     rows = read_csv(output / "candidates.csv")
     assert {row["element"] for row in rows} == {"Au"}
     assert {row["source"] for row in rows} == {"prior"}
@@ -316,3 +318,30 @@ def test_closed_pipe_ends_quietly(tmp_path):
     assert len(result.stdout.splitlines()) == 3
     assert result.stderr == ""
     assert result.returncode == EXIT_CODES["broken pipe"]
+
+
+def test_mine_writes_the_propose_outputs_for_a_user_folder(tmp_path):
+    from ase.cluster import Icosahedron, Octahedron
+    from ase.io import write
+
+    folder = tmp_path / "cores"
+    folder.mkdir()
+    truth = Icosahedron("Pt", 3)
+    write(folder / "ico55.xyz", truth)
+    write(folder / "octa.cif", Octahedron("Pt", 5, cutoff=1))
+    r, g = simulate_pdf(truth)
+    data = tmp_path / "ico.gr"
+    np.savetxt(data, np.column_stack([r, g]))
+    output = tmp_path / "mined"
+    args = ["mine", str(data), "-o", str(output), "--library", str(folder)]
+    assert main([*args, "--top", "2", "--element", "Pt"]) == 0
+    names = {p.name for p in output.iterdir()}
+    assert "latent_map.png" not in names
+    assert {"run.json", "candidates.csv", "candidate_01.fgr"} <= names
+    rows = read_csv(output / "candidates.csv")
+    assert [row["label"] for row in rows] == ["ico55.xyz", "octa.cif"]
+    assert {row["source"] for row in rows} == {"library"}
+    assert float(rows[0]["rw"]) < 0.02
+    run = json.loads((output / "run.json").read_text())
+    assert run["library"] == {"name": str(folder), "n_clusters": 2}
+    assert run["command"].startswith("deepstruc mine ")

@@ -77,10 +77,12 @@ def proposed(fcc_pdf):
 
 @pytest.fixture(scope="module")
 def prior_only(fcc_pdf):
-    """Candidates without the latent search and without an element."""
+    """Candidates without search and snapping and without an element."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        candidates = propose_structures(fcc_pdf, search=False, seed=1, **FAST)
+        candidates = propose_structures(
+            fcc_pdf, search=False, snap=False, seed=1, **FAST
+        )
     return candidates, caught
 
 
@@ -156,8 +158,8 @@ def test_library_cluster_is_recovered(fcc_pdf, proposed):
     [
         # C1: no search, expect only decodes around the prior mean
         (False, {"prior"}),
-        # C2: search, expect prior, search or refined decodes
-        (True, {"prior", "search", "refined"}),
+        # C2: search and snapping, expect decodes and library shapes
+        (True, {"prior", "search", "refined", "library"}),
     ],
 )
 def test_candidate_sources(request, search, allowed):
@@ -176,6 +178,7 @@ def test_prior_mean_only(fcc_pdf):
         n_samples=0,
         top=3,
         search=False,
+        snap=False,
         element="Pt",
         fit_range=(2.0, 20.0),
         **INSTRUMENT,

@@ -585,40 +585,105 @@ def test_polish_decoder_fits_the_posterior_means(config, model):
 
 # -------------------------------------------------------------- evaluate
 def test_evaluate_runs_end_to_end(tmp_path, capsys):
-    # the shipped model on 2 of its 748 test clusters with 20 samples,
-    # expect the report, the confusion plot, the metrics in a copy of the
-    # metadata and a printed summary, all consistent with each other
+    # the shipped model (20 samples) on one sc test PDF per split and a
+    # robustness table over strain alone; expect the report, the plot,
+    # the summary in a copy of the metadata and a printed summary, all
+    # consistent with the per-PDF results
+    from diffpy.deepstruc.clusters import CLUSTER_TYPES, enumerate_library
     from diffpy.deepstruc.model import models_dir
-    from training.evaluate import main
+    from training import evaluate
 
     model_dir = models_dir() / "mmnp"
     metadata = json.loads((model_dir / "metadata.json").read_text())
     copy = tmp_path / "metadata.json"
     copy.write_text(json.dumps(metadata))
     out = tmp_path / "report"
-    argv = ["--model", str(model_dir), "--samples", "20", "--stride", "374"]
-    main(argv + ["--out", str(out), "--write-metadata", str(copy)])
+    argv = ["--model", str(model_dir), "--samples", "20", "--types", "sc"]
+    argv += ["--per-type", "1", "--robust-per-type", "1"]
+    evaluate.main(
+        argv
+        + ["--factors", "strain", "--out", str(out)]
+        + ["--write-metadata", str(copy)]
+    )
 
-    report = json.loads((out / "evaluation_random.json").read_text())
-    assert (out / "evaluation_random_confusion.png").stat().st_size > 0
-    rows = report.pop("results")
-    assert [row["id"] for row in rows] == metadata["split"]["test"][::374]
-    assert report["n_samples"] == 20 and report["search"]
-    overall = report["overall"]
-    assert overall["n"] == 2
-    hits = [row["pred_n_atoms"] == row["n_atoms"] for row in rows]
-    assert overall["exact_count"] == np.mean(hits)
-    for row, hit in zip(rows, hits):
-        assert ("mae_fit" in row) == hit
-        assert row["pred_type"] in metadata["types"]
-        assert 0 <= row["rw"] < 1 and row["seconds"] > 0
-    assert sum(s["n"] for s in report["per_type"].values()) == 2
+    report = json.loads((out / "evaluation_blind.json").read_text())
+    assert (out / "evaluation_blind_confusion.png").stat().st_size > 0
+    cases = report.pop("cases")
+    updated = json.loads(copy.read_text())["metrics"]
+    assert updated.pop("blind") == report
+    metadata["metrics"].pop("blind", None)
+    assert updated == metadata["metrics"]
+    assert report["model"]["training_commit"] == (
+        metadata["training"]["git_commit"]
+    )
+    assert report["settings"]["n_samples"] == 20
 
-    updated = json.loads(copy.read_text())
-    assert updated["metrics"]["random"] == report
-    for key in ("random_nosearch", "geometry", "geometry_nosearch"):
-        assert updated["metrics"][key] == metadata["metrics"][key]
+    records = enumerate_library()
+    library_d = np.array([rec.nn_distance for rec in records])
+    shape_id = np.array([rec.shape_id for rec in records])
+    geometry = split_indices(
+        np.array([CLUSTER_TYPES.index(rec.type) for rec in records]),
+        shape_id,
+        metadata["split"]["seed"],
+        "geometry",
+    )
+    test_shapes = {
+        "random": set(shape_id[metadata["split"]["test"]]),
+        "geometry": set(shape_id[geometry["test"]]),
+    }
+    test_shapes["robustness"] = test_shapes["random"]
+    methods = {
+        "random": evaluate.METHODS,
+        "robustness": evaluate.ROBUST_METHODS,
+        "geometry": evaluate.GEOMETRY_METHODS,
+    }
+    parts = [case["part"] for case in cases]
+    assert parts == ["random"] + 3 * ["robustness"] + ["geometry"]
+    for case in cases:
+        assert case["type"] == "sc"
+        assert 2.3 <= case["d"] <= 3.2
+        assert np.abs(library_d - case["d"]).min() >= 0.01
+        assert case["shape_id"] in test_shapes[case["part"]]
+        assert tuple(case["methods"]) == methods[case["part"]]
+        for answer in case["methods"].values():
+            assert answer["delta_rw"] == pytest.approx(
+                answer["rw"] - case["rw_true"]
+            )
+            assert ("mae" in answer) == (answer["n_atoms"] == case["n_atoms"])
+            assert answer["seconds"] > 0
+    first, *robust, _ = cases
+    assert [(c["factor"], c["value"]) for c in robust] == [
+        ("central", None),
+        ("strain", -0.05),
+        ("strain", 0.05),
+    ]
+    for c in robust:
+        assert (c["shape_id"], c["d"]) == (first["shape_id"], first["d"])
+        expected = dict(evaluate.CENTRAL, strain=c["value"] or 0.0)
+        assert {k: c[k] for k in expected} == expected
+
+    for part in ("random", "geometry"):
+        (case,) = [c for c in cases if c["part"] == part]
+        assert report[part]["n_pdfs"] == report[part]["n_shapes"] == 1
+        for name, scores in report[part]["methods"].items():
+            answer = case["methods"][name]
+            assert scores["per_type"]["sc"] == scores["overall"]
+            assert scores["overall"]["count"] == (
+                answer["n_atoms"] == case["n_atoms"]
+            )
+            assert scores["overall"]["delta_rw"]["median"] == pytest.approx(
+                answer["delta_rw"]
+            )
+            assert scores["sources"] == {answer["source"]: 1}
+    assert "not run" in report["geometry"]["note"]
+    strain = report["robustness"]["factors"]["strain"]
+    assert [level["value"] for level in strain] == [-0.05, 0.0, 0.05]
+    for level, case in zip(strain, [robust[1], robust[0], robust[2]]):
+        for name, scores in level["methods"].items():
+            assert scores["shape"] == (
+                case["methods"][name]["shape_id"] == case["shape_id"]
+            )
+
     printed = capsys.readouterr().out
-    assert '"exact_count"' in printed
-    for cluster_type, summary in report["per_type"].items():
-        assert f"{cluster_type:12s} n={summary['n']:4d} type=" in printed
+    assert "random split: 1 PDFs" in printed
+    assert "strain -0.05 count: propose=" in printed

@@ -1,111 +1,448 @@
-"""Evaluate an exported model on its test split.
+"""Evaluate the shipped model and its alternatives on blind test PDFs.
 
 Usage::
 
     python -m training.evaluate --model onnx_models/mmnp --write-metadata
 
-For every test cluster the clean PDF (the reference parameters of
-DESIGN.md on r = 0-29.99 Å) goes through the plugin's
-:func:`diffpy.deepstruc.propose_structures`; the top-ranked candidate is
-compared with the truth:
+Test PDFs differ from the training PDFs the way measured data do, and the
+methods see only what a file header would give.  Each test PDF is one
+test-split shape (:func:`diffpy.deepstruc.clusters.library_shapes`)
+scaled to a nearest-neighbour distance d drawn in :data:`D_RANGE` at
+least :data:`D_GAP` from each of the library's 19 values, strained
+uniaxially (its coordinates along a random direction stretched by the
+strain), and simulated with the Debye calculator at a random Qmax,
+qdamp and Biso (:data:`RANGES`, Qmin :data:`QMIN`) on r = 0-29.99 Å in
+0.01 Å steps, plus Gaussian noise whose standard deviation is a fraction
+of max |G|.  The methods get G(r), Qmax and Qmin only, never d, qdamp or
+Biso (the fits assume the training qdamp, 0.04 Å⁻¹, and fit Uiso).
 
-* **type**: the type of the candidate's nearest library geometry
-  (smallest fingerprint distance, :mod:`diffpy.deepstruc.matching`);
-* **count**: the candidate has exactly the true number of atoms;
-* **MAE**: mean Euclidean distance per atom in Å after centring, optimal
-  (Hungarian) assignment and rotation, over the count-matched cases,
-  before the fit (decoded coordinates times the estimated d) and after it
-  (zoom applied); the per-component value is reported too.
+All methods run on the same PDFs in the same run (:data:`METHODS`):
 
-A JSON report and a confusion-matrix plot go to ``--out`` (default: the
-model folder); ``--write-metadata`` also stores the metrics in the model's
-``metadata.json`` (or in the metadata file it names) under the split mode
-(``random`` or ``geometry``, with ``_nosearch`` appended for
-``--no-search``).
+* ``propose``: :func:`diffpy.deepstruc.propose_structures` as shipped
+  (prior samples, latent search, the best-fitting training shapes);
+* ``propose_nosnap``: the same without the library shapes
+  (``snap=False``);
+* ``mine``: :func:`diffpy.deepstruc.mining.mine_library` over the
+  training shapes (all 197 on the random split, where every shape is in
+  training at other d, and the training shapes only on the
+  geometry-disjoint split);
+* ``nearest``: the 1-nearest-neighbour look-up: the training cluster whose
+  prior input (:func:`diffpy.deepstruc.features.prior_input` of its clean
+  reference PDF) is nearest to the test PDF's (Euclidean) gives type,
+  shape and count; its shape at the estimated d is then fitted.
+
+The top candidate is compared with the truth: **type** and **shape** of
+its nearest library geometry (:mod:`diffpy.deepstruc.matching`) against
+the true ones, **count** (exactly the true number of atoms), **ΔRw** = Rw
+of the top candidate minus Rw of the true (strained) structure fitted the
+same way (:func:`diffpy.deepstruc.fitting.fit_cluster`: same data, r
+range, assumed instrument parameters; scale, zoom and Uiso fitted), and
+**MAE**, the mean Euclidean distance per atom in Å between the fitted
+candidate and the true structure after centring, optimal assignment and
+rotation, over the count-matched PDFs only.
+
+Three parts:
+
+* ``random``: ``--per-type`` PDFs per structure type of the random split
+  of the model's metadata, all methods;
+* ``geometry``: the same on the geometry-disjoint split (whole shapes
+  held out, :func:`training.dataset.split_indices`), for ``mine`` and
+  ``nearest`` only: the model trained on that split is not shipped;
+* ``robustness``: the first ``--robust-per-type`` random-split shapes of
+  each type (same d and strain direction), one factor of
+  :data:`LEVELS` varied at a time, the others at :data:`CENTRAL`, for
+  :data:`ROBUST_METHODS`.
+
+The report (with every PDF's results) goes to
+``evaluation_blind.json`` in ``--out`` (default: the model folder), with
+the type confusion of ``propose`` on the random split
+(``evaluation_blind_confusion.png``); ``--write-metadata`` also stores the
+summary under ``metrics["blind"]`` of the model's ``metadata.json`` (or
+the metadata file it names).
 """
 
 import argparse
 import json
+import subprocess
 import time
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from diffpy.deepstruc.clusters import CLUSTER_TYPES, enumerate_library
-from diffpy.deepstruc.debye import simulate_pdf
+from diffpy.deepstruc.clusters import (
+    CLUSTER_TYPES,
+    ClusterRecord,
+    enumerate_library,
+    library_shapes,
+)
+from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
+from diffpy.deepstruc.features import INPUT_R_GRID, prior_input
+from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster
+from diffpy.deepstruc.libraries import Library, load_library
 from diffpy.deepstruc.matching import matched_errors
+from diffpy.deepstruc.mining import mine_library
+from diffpy.deepstruc.pdfdata import instrument_parameters, load_pdf
+from diffpy.deepstruc.plausibility import FitQualityWarning
 from diffpy.deepstruc.propose import propose_structures
+from training.dataset import split_indices
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: Range (Å) of the test nearest-neighbour distances d.
+D_RANGE = (2.3, 3.2)
+#: Least distance (Å) of a test d from every library d.
+D_GAP = 0.01
+#: Qmin (Å⁻¹) of every test PDF, given to the methods.
+QMIN = 0.7
+#: Ranges of the random conditions of the ``random`` and ``geometry``
+#: parts: noise (standard deviation / max |G|), Qmax and qdamp (Å⁻¹),
+#: Biso (Å²) and uniaxial strain.
+RANGES = {
+    "noise": (0.0, 0.05),
+    "qmax": (16.0, 30.0),
+    "biso": (0.1, 1.0),
+    "qdamp": (0.02, 0.06),
+    "strain": (-0.05, 0.05),
+}
+#: Conditions of the robustness table when a factor is not varied.
+CENTRAL = {
+    "noise": 0.01,
+    "qmax": 25.0,
+    "biso": 0.3,
+    "qdamp": 0.04,
+    "strain": 0.0,
+}
+#: Values of each factor in the robustness table.
+LEVELS = {
+    "noise": (0.0, 0.01, 0.02, 0.05),
+    "qmax": (16.0, 20.0, 25.0, 30.0),
+    "biso": (0.1, 0.3, 0.6, 1.0),
+    "qdamp": (0.02, 0.04, 0.06),
+    "strain": (-0.05, 0.0, 0.05),
+}
+#: Parts of the evaluation with their own test PDFs.
+SPLITS = ("random", "geometry")
+#: Methods of the ``random`` part.
+METHODS = ("propose", "propose_nosnap", "mine", "nearest")
+#: Methods of the ``geometry`` part (no model of that split is shipped).
+GEOMETRY_METHODS = ("mine", "nearest")
+#: Methods of the robustness table.
+ROBUST_METHODS = ("propose", "mine", "nearest")
+#: Element label of the candidates (a one-element PDF does not depend on
+#: it).
+ELEMENT = "Au"
+GEOMETRY_NOTE = (
+    "The model is not run on the geometry-disjoint split: only the model "
+    "trained on the random split is shipped, and it has seen every test "
+    "shape of that split."
+)
 
 
-def evaluate_cluster(record, model, n_samples, seed, search):
-    """Propose for one library cluster; compare the top candidate."""
-    r, g = simulate_pdf(record.xyz)
-    start = time.perf_counter()
-    best = propose_structures(
-        (r, g),
-        model=model,
-        n_samples=n_samples,
-        top=1,
-        seed=seed,
-        qmax=25.0,
-        qmin=0.7,
-        qdamp=0.04,
-        element=record.element,
-        search=search,
-    )[0]
-    seconds = time.perf_counter() - start
-    result = {
-        "id": record.id,
-        "type": record.type,
-        "n_atoms": record.n_atoms,
-        "pred_type": best.nearest_reference.type,
-        "pred_n_atoms": best.n_atoms,
+@dataclass(frozen=True)
+class TestCase:
+    """One blind test PDF: a library shape under new conditions.
+
+    Attributes
+    ----------
+    shape : ClusterRecord
+        The true shape (:func:`library_shapes`, unit d).
+    d : float
+        Its nearest-neighbour distance in Å.
+    conditions : dict
+        ``noise``, ``qmax``, ``biso``, ``qdamp`` and ``strain`` (the keys
+        of :data:`RANGES`).
+    axis : tuple of float
+        Unit vector of the uniaxial strain.
+    seed : int
+        Seed of the noise.
+    """
+
+    shape: ClusterRecord
+    d: float
+    conditions: dict
+    axis: tuple
+    seed: int
+
+    def structure(self) -> np.ndarray:
+        """The true coordinates (Å): the shape at d, strained."""
+        xyz = self.shape.xyz * self.d
+        axis = np.asarray(self.axis)
+        return xyz + self.conditions["strain"] * np.outer(xyz @ axis, axis)
+
+    def pdf(self) -> tuple[np.ndarray, np.ndarray]:
+        """The noisy test PDF ``(r, G)``."""
+        params = DebyeParameters(
+            qmin=QMIN,
+            qmax=self.conditions["qmax"],
+            qdamp=self.conditions["qdamp"],
+            biso=self.conditions["biso"],
+        )
+        r, g = simulate_pdf(self.structure(), params=params)
+        noise = self.conditions["noise"] * np.abs(g).max()
+        rng = np.random.default_rng(self.seed)
+        return r, g + rng.normal(0.0, noise, g.size)
+
+
+@dataclass(frozen=True)
+class Methods:
+    """What the methods of one split need.
+
+    Attributes
+    ----------
+    model : pathlib.Path
+        Model folder for ``propose``.
+    n_samples, seed : int
+        Prior samples and seed of ``propose``.
+    library : Library
+        The shapes that ``mine`` fits.
+    features : numpy.ndarray
+        ``(n_train, n_u)`` prior inputs of the training clusters.
+    shape_ids : numpy.ndarray
+        Their shape ids.
+    """
+
+    model: Path
+    n_samples: int
+    seed: int
+    library: Library
+    features: np.ndarray
+    shape_ids: np.ndarray
+
+
+def off_library_d(rng, library_d: np.ndarray) -> float:
+    """A d in :data:`D_RANGE` at least :data:`D_GAP` from ``library_d``."""
+    while True:
+        d = rng.uniform(*D_RANGE)
+        if np.abs(library_d - d).min() >= D_GAP:
+            return float(d)
+
+
+def draw_cases(shape_ids, per_type, rng, types) -> list[TestCase]:
+    """``per_type`` test PDFs per type, cycling through its test shapes.
+
+    Parameters
+    ----------
+    shape_ids : iterable of int
+        Shape ids of the split's test clusters.
+    per_type : int
+        PDFs per structure type (types without test shapes are skipped).
+    rng : numpy.random.Generator
+        Source of the shapes' order, d, conditions, strain axes and noise
+        seeds.
+    types : sequence of str
+        Structure types tested.
+
+    Returns
+    -------
+    list of TestCase
+        In the order of ``types``.
+    """
+    shapes = library_shapes()
+    library_d = np.unique([r.nn_distance for r in enumerate_library()])
+    test = sorted(set(shape_ids))
+    cases = []
+    for cluster_type in types:
+        members = [i for i in test if shapes[i].type == cluster_type]
+        if not members:
+            continue
+        order = rng.permutation(members)
+        for k in range(per_type):
+            axis = rng.normal(size=3)
+            cases.append(
+                TestCase(
+                    shape=shapes[order[k % len(order)]],
+                    d=off_library_d(rng, library_d),
+                    conditions={
+                        key: float(rng.uniform(*span))
+                        for key, span in RANGES.items()
+                    },
+                    axis=tuple(axis / np.linalg.norm(axis)),
+                    seed=int(rng.integers(2**32)),
+                )
+            )
+    return cases
+
+
+def prior_inputs(records) -> np.ndarray:
+    """Prior inputs of the clean reference PDFs of library clusters."""
+    return np.array(
+        [
+            prior_input(*simulate_pdf(rec.xyz, INPUT_R_GRID))[0]
+            for rec in records
+        ]
+    )
+
+
+def top_answer(method, gr, qmax, methods, data, params):
+    """The top candidate of one method: its labels, Rw and coordinates.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS`.
+    gr : tuple of numpy.ndarray
+        The test PDF.
+    qmax : float
+        Qmax given to the method (with :data:`QMIN`).
+    methods : Methods
+        Model, library and look-up table.
+    data : tuple of numpy.ndarray
+        The ``(r, g)`` that the fits use (only for ``nearest``).
+    params : DebyeParameters
+        The instrument parameters that the fits assume (only for
+        ``nearest``).
+
+    Returns
+    -------
+    answer : dict
+        ``type``, ``n_atoms``, ``shape_id``, ``rw`` and ``source``.
+    xyz : numpy.ndarray
+        Fitted coordinates (Å).
+    """
+    header = {"qmax": qmax, "qmin": QMIN, "element": ELEMENT}
+    if method == "nearest":
+        features, d = prior_input(*gr)
+        distance = np.linalg.norm(methods.features - features, axis=1)
+        shape_id = int(methods.shape_ids[np.argmin(distance)])
+        xyz = load_library("mmnp")[shape_id].xyz * d
+        fit = fit_cluster(xyz, *data, params)
+        shape = library_shapes()[shape_id]
+        answer = {
+            "type": shape.type,
+            "n_atoms": shape.n_atoms,
+            "shape_id": shape_id,
+            "rw": fit.rw,
+            "source": "nearest",
+        }
+        return answer, xyz * fit.zoom
+    if method == "mine":
+        best = mine_library(gr, library=methods.library, **header)[0]
+    else:
+        best = propose_structures(
+            gr,
+            model=methods.model,
+            n_samples=methods.n_samples,
+            seed=methods.seed,
+            snap=method == "propose",
+            **header,
+        )[0]
+    reference = best.nearest_reference
+    answer = {
+        "type": reference.type,
+        "n_atoms": best.n_atoms,
+        "shape_id": reference.shape_id,
         "rw": best.rw,
         "source": best.source,
-        "seconds": seconds,
     }
-    if best.n_atoms == record.n_atoms:
-        raw = matched_errors(best.xyz / best.zoom, record.xyz)
-        fitted = matched_errors(best.xyz, record.xyz)
-        result.update(
-            mae_raw=raw[0],
-            mae_fit=fitted[0],
-            mae_component_fit=fitted[2],
-            mae_component_raw=raw[2],
+    return answer, best.xyz
+
+
+def evaluate_case(case: TestCase, methods: Methods, names) -> dict:
+    """Run the methods ``names`` on one test PDF; compare with the truth.
+
+    Returns
+    -------
+    dict
+        The truth (``type``, ``n_atoms``, ``shape_id``, ``d``, the
+        conditions, ``rw_true``) and under ``methods`` each method's
+        answer (:func:`top_answer`) with ``delta_rw``, ``seconds`` and,
+        when the count is right, ``mae`` and ``mae_component`` (Å).
+    """
+    gr = case.pdf()
+    qmax = case.conditions["qmax"]
+    pdf = load_pdf(gr, qmax=qmax, qmin=QMIN)
+    params = instrument_parameters(pdf, asdict(DebyeParameters()))
+    inside = (pdf.r >= FIT_RANGE[0]) & (pdf.r <= FIT_RANGE[1])
+    data = (pdf.r[inside], pdf.g[inside])
+    truth = case.structure()
+    row = {
+        "type": case.shape.type,
+        "n_atoms": case.shape.n_atoms,
+        "shape_id": case.shape.shape_id,
+        "d": case.d,
+        **case.conditions,
+        "rw_true": fit_cluster(truth, *data, params).rw,
+        "methods": {},
+    }
+    for name in names:
+        start = time.perf_counter()
+        answer, xyz = top_answer(name, gr, qmax, methods, data, params)
+        answer["seconds"] = time.perf_counter() - start
+        answer["delta_rw"] = answer["rw"] - row["rw_true"]
+        if answer["n_atoms"] == row["n_atoms"]:
+            mae, _, component = matched_errors(xyz, truth)
+            answer.update(mae=mae, mae_component=component)
+        row["methods"][name] = answer
+    return row
+
+
+def _stats(values) -> dict | None:
+    if not values:
+        return None
+    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+
+
+def summarise(rows, method) -> dict:
+    """Scores of one method over test PDFs (rows of :func:`evaluate_case`).
+
+    ``type``, ``count`` and ``shape`` are fractions of all ``n`` PDFs,
+    ``delta_rw`` the median and mean over all of them; ``mae`` and
+    ``mae_component`` (mean and std, Å) are over the count-matched PDFs
+    only, whose fraction is ``count``.
+    """
+    answers = [row["methods"][method] for row in rows]
+
+    def hits(key):
+        return float(
+            np.mean([a[key] == r[key] for a, r in zip(answers, rows)])
         )
-    return result
 
-
-def summarise(rows) -> dict:
-    """Accuracy, count rate and MAE (mean and std) of a list of results."""
-    matched = [r for r in rows if "mae_fit" in r]
-
-    def stats(key):
-        values = np.array([r[key] for r in matched])
-        if values.size == 0:
-            return None
-        return {"mean": float(values.mean()), "std": float(values.std())}
-
+    delta = [a["delta_rw"] for a in answers]
     return {
         "n": len(rows),
-        "type_accuracy": float(
-            np.mean([r["pred_type"] == r["type"] for r in rows])
+        "type": hits("type"),
+        "count": hits("n_atoms"),
+        "shape": hits("shape_id"),
+        "delta_rw": {
+            "median": float(np.median(delta)),
+            "mean": float(np.mean(delta)),
+        },
+        "mae": _stats([a["mae"] for a in answers if "mae" in a]),
+        "mae_component": _stats(
+            [a["mae_component"] for a in answers if "mae" in a]
         ),
-        "exact_count": float(
-            np.mean([r["pred_n_atoms"] == r["n_atoms"] for r in rows])
-        ),
-        "mae_raw": stats("mae_raw"),
-        "mae_fit": stats("mae_fit"),
-        "mae_component_raw": stats("mae_component_raw"),
-        "mae_component_fit": stats("mae_component_fit"),
-        "median_rw": float(np.median([r["rw"] for r in rows])),
-        "search_wins": float(np.mean([r["source"] == "search" for r in rows])),
+        "median_seconds": float(np.median([a["seconds"] for a in answers])),
     }
 
 
-def plot_confusion(rows, path):
-    """Save the type confusion matrix (rows: truth, columns: predicted)."""
+def split_report(rows, names) -> dict:
+    """Scores per method, overall and per type, and its winning sources."""
+    types = [t for t in CLUSTER_TYPES if any(r["type"] == t for r in rows)]
+    return {
+        "n_pdfs": len(rows),
+        "n_shapes": len({r["shape_id"] for r in rows}),
+        "methods": {
+            name: {
+                "overall": summarise(rows, name),
+                "per_type": {
+                    t: summarise([r for r in rows if r["type"] == t], name)
+                    for t in types
+                },
+                "sources": dict(
+                    Counter(r["methods"][name]["source"] for r in rows)
+                ),
+            }
+            for name in names
+        },
+    }
+
+
+def plot_confusion(rows, method, path):
+    """Save the type confusion matrix of a method (rows: truth)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,7 +451,7 @@ def plot_confusion(rows, path):
     index = {t: i for i, t in enumerate(CLUSTER_TYPES)}
     matrix = np.zeros((len(index), len(index)), int)
     for r in rows:
-        matrix[index[r["type"]], index[r["pred_type"]]] += 1
+        matrix[index[r["type"]], index[r["methods"][method]["type"]]] += 1
     fig, ax = plt.subplots(figsize=(6, 5))
     shown = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
@@ -130,17 +467,103 @@ def plot_confusion(rows, path):
             )
     ax.set_xticks(range(len(index)), CLUSTER_TYPES, rotation=45)
     ax.set_yticks(range(len(index)), CLUSTER_TYPES)
-    ax.set_xlabel("predicted (nearest library geometry)")
+    ax.set_xlabel(f"predicted by {method} (nearest library geometry)")
     ax.set_ylabel("true type")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def _evaluate_id(args):
-    cluster_id, model, n_samples, seed, search = args
-    record = enumerate_library()[cluster_id]
-    return evaluate_cluster(record, model, n_samples, seed, search)
+def _commit() -> str | None:
+    """The checkout's commit, ``-dirty`` when modified; None outside git."""
+    result = subprocess.run(
+        ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip() or None
+
+
+def run_cases(cases, methods, names, desc) -> list[dict]:
+    """:func:`evaluate_case` over test PDFs, with a progress bar."""
+    return [
+        evaluate_case(case, methods, names) for case in tqdm(cases, desc=desc)
+    ]
+
+
+def split_methods(split, metadata, model_dir, n_samples, seed, features):
+    """Test shape ids, method names and :class:`Methods` of a split.
+
+    ``features`` holds the prior inputs of every library cluster
+    (:func:`prior_inputs`); the look-up and ``mine`` keep those of the
+    split's training part.
+    """
+    records = enumerate_library()
+    shape_id = np.array([r.shape_id for r in records])
+    mmnp = load_library("mmnp")
+    if split == "random":
+        parts = metadata["split"]
+        names, library = METHODS, mmnp
+    else:
+        type_index = np.array([CLUSTER_TYPES.index(r.type) for r in records])
+        parts = split_indices(
+            type_index, shape_id, metadata["split"]["seed"], split
+        )
+        names = GEOMETRY_METHODS
+        library = Library(
+            f"{mmnp.name} {split}-split training shapes",
+            tuple(mmnp[i] for i in np.unique(shape_id[parts["train"]])),
+        )
+    train = np.asarray(parts["train"])
+    methods = Methods(
+        model_dir, n_samples, seed, library, features[train], shape_id[train]
+    )
+    return shape_id[np.asarray(parts["test"])], names, methods
+
+
+def robustness(tests, methods, per_type, factors):
+    """The robustness table on the first ``per_type`` tests of each type.
+
+    Returns
+    -------
+    table : dict
+        ``n_pdfs_per_setting``, ``n_shapes`` and, per factor, a list of
+        ``{"value", "methods"}`` with :func:`summarise` of each method of
+        :data:`ROBUST_METHODS` (the central value's entry is shared).
+    rows : list of dict
+        The per-PDF results, with ``factor`` (``"central"`` for the
+        central conditions) and ``value``.
+    """
+    by_type = {}
+    for case in tests:
+        by_type.setdefault(case.shape.type, []).append(case)
+    subset = [c for cases in by_type.values() for c in cases[:per_type]]
+
+    def run(factor, value, conditions):
+        cases = [replace(c, conditions=conditions) for c in subset]
+        rows = run_cases(cases, methods, ROBUST_METHODS, f"{factor} {value}")
+        summary = {name: summarise(rows, name) for name in ROBUST_METHODS}
+        tagged = [{"factor": factor, "value": value, **r} for r in rows]
+        return summary, tagged
+
+    central, rows = run("central", None, CENTRAL)
+    table = {}
+    for factor in factors:
+        table[factor] = []
+        for value in LEVELS[factor]:
+            summary = central
+            if value != CENTRAL[factor]:
+                summary, tagged = run(
+                    factor, value, {**CENTRAL, factor: value}
+                )
+                rows += tagged
+            table[factor].append({"value": value, "methods": summary})
+    return {
+        "n_pdfs_per_setting": len(subset),
+        "n_shapes": len({c.shape.shape_id for c in subset}),
+        "factors": table,
+    }, rows
 
 
 def evaluate(
@@ -148,63 +571,116 @@ def evaluate(
     *,
     n_samples=1000,
     seed=0,
-    stride=1,
-    search=True,
-    jobs=1,
+    per_type=12,
+    robust_per_type=4,
+    types=CLUSTER_TYPES,
+    factors=tuple(LEVELS),
+    splits=SPLITS,
     out=None,
     metadata_path=None,
-    note=None,
 ) -> dict:
-    """Evaluate a model folder on (every ``stride``-th of) its test split.
+    """Evaluate a model folder and the other methods on blind test PDFs.
 
-    The report goes to ``out`` (default: the model folder) and, when
-    ``metadata_path`` is given, into that metadata file's metrics.
+    Parameters
+    ----------
+    model_dir : str or pathlib.Path
+        Model folder; its metadata gives the random split.
+    n_samples, seed : int
+        Prior samples of ``propose``; seed of ``propose`` and of the test
+        PDFs.
+    per_type : int
+        Test PDFs per structure type in each split.
+    robust_per_type : int
+        Shapes per type in the robustness table (0: no table); at most
+        ``per_type`` are available.
+    types : sequence of str
+        Structure types tested.
+    factors : sequence of str
+        Factors of :data:`LEVELS` varied in the robustness table.
+    splits : sequence of str
+        Parts of :data:`SPLITS` to run; the robustness table needs
+        ``"random"``.
+    out : str or pathlib.Path, optional
+        Report folder (default: the model folder).
+    metadata_path : str or pathlib.Path, optional
+        A metadata file whose ``metrics["blind"]`` receives the summary.
+
+    Returns
+    -------
+    dict
+        The summary (the report without the per-PDF ``cases``).
     """
-    from concurrent.futures import ProcessPoolExecutor
-
+    start = time.perf_counter()
     model_dir = Path(model_dir).expanduser()
-    meta_path = model_dir / "metadata.json"
-    metadata = json.loads(meta_path.read_text())
-    test_ids = metadata["split"]["test"][::stride]
-    tasks = [(i, model_dir, n_samples, seed, search) for i in test_ids]
-    with ProcessPoolExecutor(jobs) as pool:
-        rows = list(
-            tqdm(
-                pool.map(_evaluate_id, tasks),
-                total=len(tasks),
-                desc="evaluating",
-            )
-        )
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    training = metadata["training"]
+    polished = training.get("decoder_polished", False)
     report = {
-        "split": metadata["split"]["mode"],
-        "search": search,
-        "stride": stride,
-        "n_samples": n_samples,
-        "seed": seed,
-        "overall": summarise(rows),
-        "per_type": {
-            t: summarise([r for r in rows if r["type"] == t])
-            for t in CLUSTER_TYPES
-            if any(r["type"] == t for r in rows)
+        "model": {
+            "name": metadata["name"],
+            "training_commit": training["git_commit"],
+            "training_wall_time_s": training.get("wall_time_s"),
+            "epochs": training["epochs"],
+            "polish_epochs": (
+                training["config"]["train"]["polish_epochs"] if polished else 0
+            ),
         },
-        "median_seconds_per_pdf": float(
-            np.median([r["seconds"] for r in rows])
-        ),
+        "evaluated_commit": _commit(),
+        "protocol": {
+            "d_range": D_RANGE,
+            "d_gap": D_GAP,
+            "qmin": QMIN,
+            "ranges": RANGES,
+            "central": CENTRAL,
+            "given_to_methods": ["G(r)", "qmax", "qmin"],
+        },
+        "settings": {
+            "n_samples": n_samples,
+            "seed": seed,
+            "per_type": per_type,
+            "robust_per_type": robust_per_type,
+            "types": list(types),
+        },
     }
-    if note:
-        report["model_note"] = note
+    features = prior_inputs(enumerate_library())
+    cases = []
+    for split in splits:
+        test_shapes, names, methods = split_methods(
+            split, metadata, model_dir, n_samples, seed, features
+        )
+        rng = np.random.default_rng([seed, SPLITS.index(split)])
+        tests = draw_cases(test_shapes, per_type, rng, types)
+        rows = run_cases(tests, methods, names, split)
+        report[split] = split_report(rows, names)
+        cases += [{"part": split, **row} for row in rows]
+        if split == "geometry":
+            report[split]["note"] = GEOMETRY_NOTE
+        elif robust_per_type:
+            report["robustness"], rows = robustness(
+                tests, methods, robust_per_type, factors
+            )
+            cases += [{"part": "robustness", **row} for row in rows]
+    report["seconds"] = time.perf_counter() - start
     out = Path(out or model_dir)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"evaluation_{report['split']}" + ("" if search else "_nosearch")
-    (out / f"{name}.json").write_text(
-        json.dumps({**report, "results": rows}, indent=1)
+    (out / "evaluation_blind.json").write_text(
+        json.dumps({**report, "cases": cases}, indent=1)
     )
-    plot_confusion(rows, out / f"{name}_confusion.png")
+    if "random" in report:
+        plot_confusion(
+            [c for c in cases if c["part"] == "random"],
+            "propose",
+            out / "evaluation_blind_confusion.png",
+        )
     if metadata_path:
         target = json.loads(Path(metadata_path).read_text())
-        target["metrics"][name.removeprefix("evaluation_")] = report
+        target["metrics"]["blind"] = report
         Path(metadata_path).write_text(json.dumps(target, indent=1))
     return report
+
+
+def _percent(summary, key) -> str:
+    return f"{100 * summary[key]:5.1f}"
 
 
 def main(argv=None):
@@ -213,44 +689,73 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--stride", type=int, default=1, help="every N-th test cluster"
+        "--per-type", type=int, default=12, help="test PDFs per type"
     )
     parser.add_argument(
-        "--no-search", action="store_true", help="prior samples only"
+        "--robust-per-type",
+        type=int,
+        default=4,
+        help="shapes per type in the robustness table (0: none)",
     )
-    parser.add_argument("--jobs", type=int, default=1, help="processes")
+    parser.add_argument(
+        "--types", nargs="+", choices=CLUSTER_TYPES, default=CLUSTER_TYPES
+    )
+    parser.add_argument(
+        "--factors",
+        nargs="+",
+        choices=tuple(LEVELS),
+        default=tuple(LEVELS),
+        help="factors varied in the robustness table",
+    )
+    parser.add_argument("--splits", nargs="+", choices=SPLITS, default=SPLITS)
     parser.add_argument("--out", help="report folder (default: model)")
     parser.add_argument(
         "--write-metadata",
         nargs="?",
         const="",
         metavar="METADATA",
-        help="store the metrics in the model's metadata.json (or METADATA)",
+        help="store the summary in the model's metadata.json (or METADATA)",
     )
-    parser.add_argument("--note", help="remark on the model, for the docs")
     args = parser.parse_args(argv)
-    report = evaluate(
-        args.model,
-        n_samples=args.samples,
-        seed=args.seed,
-        stride=args.stride,
-        search=not args.no_search,
-        jobs=args.jobs,
-        out=args.out,
-        note=args.note,
-        metadata_path=(
-            None
-            if args.write_metadata is None
-            else args.write_metadata or Path(args.model) / "metadata.json"
-        ),
-    )
-    print(json.dumps({k: report[k] for k in ("split", "overall")}, indent=1))
-    for t, s in report["per_type"].items():
-        mae = s["mae_fit"]["mean"] if s["mae_fit"] else float("nan")
-        print(
-            f"{t:12s} n={s['n']:4d} type={s['type_accuracy']:.3f} "
-            f"count={s['exact_count']:.3f} mae_fit={mae:.3f} Å"
+    with warnings.catch_warnings():
+        # poor fits are expected on noisy, blind data; they are scored
+        warnings.simplefilter("ignore", FitQualityWarning)
+        report = evaluate(
+            args.model,
+            n_samples=args.samples,
+            seed=args.seed,
+            per_type=args.per_type,
+            robust_per_type=args.robust_per_type,
+            types=args.types,
+            factors=args.factors,
+            splits=args.splits,
+            out=args.out,
+            metadata_path=(
+                None
+                if args.write_metadata is None
+                else args.write_metadata or Path(args.model) / "metadata.json"
+            ),
         )
+    for split in args.splits:
+        print(f"{split} split: {report[split]['n_pdfs']} PDFs")
+        for name, scores in report[split]["methods"].items():
+            s = scores["overall"]
+            print(
+                f"  {name:15s} type={_percent(s, 'type')} "
+                f"count={_percent(s, 'count')} "
+                f"shape={_percent(s, 'shape')} "
+                f"dRw={s['delta_rw']['median']:+.3f}"
+            )
+    for factor, levels in (
+        report.get("robustness", {}).get("factors", {}).items()
+    ):
+        for level in levels:
+            counts = " ".join(
+                f"{name}={_percent(s, 'count')}"
+                for name, s in level["methods"].items()
+            )
+            print(f"{factor:6s} {level['value']:<5g} count: {counts}")
+    print(f"{report['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

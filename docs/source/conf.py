@@ -47,6 +47,7 @@ autodoc_mock_imports = [
     "ase",
     "matplotlib",
     "entrypoints",
+    "scipy",
 ]
 autodoc_member_order = "bysource"
 # The numpydoc sections carry the types; signatures stay short.
@@ -61,12 +62,16 @@ napoleon_type_aliases = {
     "path-like": ":class:`path-like <os.PathLike>`",
     "sequence": ":class:`sequence <collections.abc.Sequence>`",
     "iterable": ":class:`iterable <collections.abc.Iterable>`",
+    "iterator": ":class:`iterator <collections.abc.Iterator>`",
+    "callable": ":class:`callable <collections.abc.Callable>`",
     "text file": ":class:`text file <io.TextIOBase>`",
     # Classes named without their module in other modules' docstrings.
     "Candidate": ":class:`~diffpy.deepstruc.candidate.Candidate`",
     "DebyeParameters": ":class:`~diffpy.deepstruc.debye.DebyeParameters`",
     "PairHistogram": ":class:`~diffpy.deepstruc.debye.PairHistogram`",
     "PDFData": ":class:`~diffpy.deepstruc.pdfdata.PDFData`",
+    "Library": ":class:`~diffpy.deepstruc.libraries.Library`",
+    "LibraryEntry": ":class:`~diffpy.deepstruc.libraries.LibraryEntry`",
 }
 # Long module-level arrays (grids) are shown abbreviated.
 np.set_printoptions(threshold=10, edgeitems=3)

@@ -19,6 +19,7 @@ from diffpy.deepstruc.version import __version__  # noqa: F401
 
 _PUBLIC = {
     "propose_structures": "diffpy.deepstruc.propose",
+    "mine_library": "diffpy.deepstruc.mining",
     "Candidate": "diffpy.deepstruc.candidate",
     "load_pdf": "diffpy.deepstruc.pdfdata",
     "PDFData": "diffpy.deepstruc.pdfdata",

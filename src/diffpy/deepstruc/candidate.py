@@ -41,8 +41,10 @@ class Candidate:
         deviations (0 for the prior mean itself).
     source : str
         ``"prior"`` (the prior mean or sampled around it), ``"search"``
-        (the coarse latent-plane grid) or ``"refined"`` (the fine grids
-        around the best decodes).
+        (the coarse latent-plane grid), ``"refined"`` (the fine grids
+        around the best decodes) or ``"library"`` (a library cluster,
+        mined, or one of the training shapes that propose ranks with
+        its decodes).
     r, gobs, gcalc : numpy.ndarray
         The fitted data and the candidate's scaled PDF on the same r.
     params : DebyeParameters
@@ -53,6 +55,10 @@ class Candidate:
         Reasons to doubt the candidate
         (:func:`diffpy.deepstruc.plausibility.plausibility_flags`); empty
         for a plausible one.
+    label : str
+        For a library cluster (``source="library"``) its name in the
+        library (:attr:`diffpy.deepstruc.libraries.LibraryEntry.label`),
+        else empty.
     """
 
     xyz: np.ndarray
@@ -70,6 +76,7 @@ class Candidate:
     params: DebyeParameters = field(repr=False)
     rank: int = 0
     flags: tuple[str, ...] = ()
+    label: str = ""
 
     @property
     def n_atoms(self) -> int:

@@ -4,6 +4,7 @@ Subcommands::
 
     deepstruc propose DATA.gr [DATA2.gr ...] -o OUTDIR   # solve structures
     deepstruc example [-o OUTDIR]                        # bundled Pt PDF
+    deepstruc mine DATA.gr [...] -o OUTDIR [--library L] # fit a library
     deepstruc simulate CLUSTER.xyz -o OUT.gr             # Debye PDF
     deepstruc library [--type fcc] [-o library.csv]      # cluster library
 
@@ -81,8 +82,8 @@ def command_line_words(text: str) -> str:
     Returns
     -------
     str
-        The message with ``name=value`` of the options in
-        :data:`_OPTIONS` written as ``--name value``.
+        The message with ``name=value`` of the options qmax, qmin,
+        qdamp, element, rmin and rmax written as ``--name value``.
     """
     return _PYTHON_ADVICE.sub(
         lambda m: f"--{m[1]} {m[2] if m[2] is not None else m[3]}", text
@@ -156,6 +157,25 @@ def _propose(args) -> int:
         qdamp=args.qdamp,
         element=args.element,
         search=not args.no_search,
+        snap=not args.no_snap,
+        fit_range=(args.rmin, args.rmax),
+        command=args.command_line,
+    )
+
+
+def _mine(args) -> int:
+    from diffpy.deepstruc.report import run_mine
+
+    return run_mine(
+        args.data,
+        args.output,
+        force=args.force,
+        library=args.library,
+        top=args.top,
+        qmax=args.qmax,
+        qmin=args.qmin,
+        qdamp=args.qdamp,
+        element=args.element,
         fit_range=(args.rmin, args.rmax),
         command=args.command_line,
     )
@@ -188,7 +208,8 @@ def _example(args) -> int:
     return _propose(args)
 
 
-def _add_propose_options(parser, *, example: bool = False) -> None:
+def _add_fit_options(parser, *, example: bool = False) -> None:
+    """Options shared by ``propose``, ``example`` and ``mine``."""
     from diffpy.deepstruc.propose import FIT_RANGE
 
     if example:
@@ -209,27 +230,7 @@ def _add_propose_options(parser, *, example: bool = False) -> None:
         help="replace the output folder if it holds results",
     )
     parser.add_argument(
-        "--model", default="mmnp", help="shipped model name or model folder"
-    )
-    parser.add_argument(
         "--top", type=int, default=10, help="number of candidates kept"
-    )
-    parser.add_argument(
-        "--samples",
-        type=int,
-        default=1000,
-        help="latent points drawn around the prior mean",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the latent sampling (same seed, same results)",
-    )
-    parser.add_argument(
-        "--no-search",
-        action="store_true",
-        help="decode only around the prior mean, no latent-plane search",
     )
     parser.add_argument(
         "--qmax", type=float, help="Qmax in Å⁻¹ (default: file header)"
@@ -253,6 +254,36 @@ def _add_propose_options(parser, *, example: bool = False) -> None:
     )
     parser.add_argument(
         "--rmax", type=float, default=FIT_RANGE[1], help="fit up to r in Å"
+    )
+
+
+def _add_propose_options(parser, *, example: bool = False) -> None:
+    """Options of ``propose`` and ``example``."""
+    _add_fit_options(parser, example=example)
+    parser.add_argument(
+        "--model", default="mmnp", help="shipped model name or model folder"
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=1000,
+        help="latent points drawn around the prior mean",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the latent sampling (same seed, same results)",
+    )
+    parser.add_argument(
+        "--no-search",
+        action="store_true",
+        help="decode only around the prior mean, no latent-plane search",
+    )
+    parser.add_argument(
+        "--no-snap",
+        action="store_true",
+        help="do not rank the training library's shapes with the decodes",
     )
 
 
@@ -291,6 +322,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_propose_options(example, example=True)
     example.set_defaults(run=_example)
+
+    mine = commands.add_parser(
+        "mine",
+        help="fit every cluster of a library to PDF files",
+        formatter_class=_Formatter,
+    )
+    mine.add_argument(
+        "data", nargs="+", type=Path, help="PDF files (.gr, .fgr, columns)"
+    )
+    _add_fit_options(mine)
+    mine.add_argument(
+        "--library",
+        default="mmnp",
+        help="'mmnp' (the 197 training shapes), 'large' (ASE clusters up "
+        "to 2500 atoms), a folder of structure files or an ASE .db file",
+    )
+    mine.set_defaults(run=_mine)
 
     simulate = commands.add_parser(
         "simulate",

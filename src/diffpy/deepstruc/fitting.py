@@ -14,6 +14,10 @@ import numpy as np
 
 from diffpy.deepstruc.debye import DebyeParameters, PairHistogram
 
+#: r range (Å) of the quick fit.
+FIT_RANGE = (1.5, 30.0)
+#: Number of candidates fully fitted beyond the number asked for.
+EXTRA_FITS = 2
 #: Zoom (isotropic expansion) and Uiso (Å²) bounds of the quick fit.
 ZOOM_BOUNDS = (0.9, 1.1)
 UISO_BOUNDS = (1e-4, 0.05)

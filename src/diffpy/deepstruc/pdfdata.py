@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from diffpy.deepstruc.debye import DebyeParameters
+
 #: The model's input grid, r = 2.00, 2.01, ..., 29.99 Å (2800 points),
 #: built from integers so that every point is the float nearest to k/100.
 MODEL_R_GRID = np.arange(200, 3000) / 100.0
@@ -623,3 +625,40 @@ def _warn_padding(r: np.ndarray, r_target: np.ndarray) -> None:
                 PDFInputWarning,
                 stacklevel=3,
             )
+
+
+def instrument_parameters(pdf: PDFData, model_params: dict) -> DebyeParameters:
+    """Debye parameters for fitting ``pdf``: its header, else the model's.
+
+    Qmax, Qmin and qdamp come from the data (header or user keywords) and
+    fall back to the values the model was trained with; Biso is a start
+    value only (Uiso is fitted).
+    """
+    values = dict(model_params)
+    for key in ("qmax", "qmin", "qdamp"):
+        value = getattr(pdf, key)
+        if value is not None:
+            values[key] = value
+    if values["qmin"] >= values["qmax"]:
+        values["qmin"] = 0.0
+    values["rmax"] = max(values["rmax"], float(pdf.r[-1]) + values["rstep"])
+    return DebyeParameters(**values)
+
+
+def element_of(pdf: PDFData, element: str | None) -> str:
+    """The element that labels the candidates' atoms."""
+    if element:
+        return element
+    composition = (pdf.composition or "").strip()
+    if composition.isalpha() and composition[:1].isupper():
+        if sum(c.isupper() for c in composition) == 1:
+            return composition
+    warnings.warn(
+        f"The data gives no single-element composition ({composition!r}); "
+        "the candidates are labelled Au. Please pass element='Pt' (or "
+        "the right metal); the PDF of a one-element cluster does not "
+        "depend on it.",
+        PDFInputWarning,
+        stacklevel=3,
+    )
+    return "Au"

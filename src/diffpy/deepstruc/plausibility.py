@@ -11,6 +11,8 @@ Three checks run on every proposal:
   that its Rw does not show, listed in :data:`FLAGS`;
 * **fit quality** (:func:`warn_if_poor_fit`): a
   :class:`FitQualityWarning` when even the best candidate fits poorly.
+
+:func:`rank_candidates` ranks fitted candidates and applies the last two.
 """
 
 import warnings
@@ -125,21 +127,52 @@ def plausibility_flags(candidates) -> list[tuple[str, ...]]:
     return result
 
 
-def warn_if_poor_fit(candidates) -> None:
+def warn_if_poor_fit(candidates, stacklevel: int = 3) -> None:
     """Warn with :class:`FitQualityWarning` when the best Rw is poor.
 
     Parameters
     ----------
     candidates : list of Candidate
         Candidates ranked by Rw.
+    stacklevel : int
+        Passed to ``warnings.warn``; the default points at the caller
+        of the function that calls this one.
     """
     if candidates and candidates[0].rw > POOR_RW:
         warnings.warn(
             f"The best candidate fits poorly (Rw = {candidates[0].rw:.3f} > "
             f"{POOR_RW}). The particle may be larger than the model's "
-            "200 atoms or of a structure type it does not know, or the Q "
-            "parameters may be wrong (check qmax, qmin and qdamp against "
-            "the data reduction). Treat the candidates as rough models.",
+            "200 atoms (mine the 'large' library of clusters up to 2500 "
+            "atoms: deepstruc mine --library large) or of a structure "
+            "type it does not know, or the Q parameters may be wrong "
+            "(check qmax, qmin and qdamp against the data reduction). "
+            "Treat the candidates as rough models.",
             FitQualityWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
+
+
+def rank_candidates(candidates: list, top: int) -> list:
+    """Rank candidates by Rw, keep ``top``, flag them, warn on a poor fit.
+
+    Parameters
+    ----------
+    candidates : list of Candidate
+        Fitted candidates of one PDF, in any order.
+    top : int
+        Number kept.
+
+    Returns
+    -------
+    list of Candidate
+        The ``top`` best by Rw, with ``rank`` (1 = best) and ``flags``
+        (:func:`plausibility_flags`) set.  A :class:`FitQualityWarning`
+        is issued when the best fits poorly (:func:`warn_if_poor_fit`).
+    """
+    ranked = sorted(candidates, key=lambda c: c.rw)[:top]
+    flags = plausibility_flags(ranked)
+    for rank, candidate in enumerate(ranked, start=1):
+        candidate.rank = rank
+        candidate.flags = flags[rank - 1]
+    warn_if_poor_fit(ranked, stacklevel=4)
+    return ranked

@@ -25,14 +25,19 @@ The pipeline of :func:`propose_structures`:
    (:func:`distinct_structures`), as are near-duplicates
    (:func:`diffpy.deepstruc.plausibility.distinct_geometries`), and the
    best are fitted with scale, zoom and Uiso
-   (:func:`diffpy.deepstruc.fitting.fit_cluster`) and ranked by Rw;
-7. the candidates get their plausibility flags, and a
+   (:func:`diffpy.deepstruc.fitting.fit_cluster`); unless
+   ``snap=False``, the 197 shapes of the training library are mined with
+   the same fitter (:func:`training_shapes`) and the best
+   :data:`SNAP_FITS` join the decodes (``source="library"``), so a decode
+   is never preferred to the library shape it approximates unless it
+   fits better;
+7. the fitted candidates are ranked by Rw and get their plausibility
+   flags, with a
    :class:`~diffpy.deepstruc.plausibility.FitQualityWarning` when even
    the best fits poorly (:mod:`diffpy.deepstruc.plausibility`).
 """
 
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -40,17 +45,24 @@ from typing import NamedTuple
 import numpy as np
 
 from diffpy.deepstruc.candidate import Candidate
-from diffpy.deepstruc.debye import DebyeParameters, simulate_pdfs
+from diffpy.deepstruc.debye import simulate_pdfs
 from diffpy.deepstruc.features import U_GRID, prior_input
-from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
-from diffpy.deepstruc.matching import FINGERPRINT_U, fingerprints, nn_distance
-from diffpy.deepstruc.model import load_model
-from diffpy.deepstruc.pdfdata import PDFData, PDFInputWarning, load_pdf
-from diffpy.deepstruc.plausibility import (
-    distinct_geometries,
-    plausibility_flags,
-    warn_if_poor_fit,
+from diffpy.deepstruc.fitting import (
+    EXTRA_FITS,
+    FIT_RANGE,
+    fit_cluster,
+    scale_and_rw,
 )
+from diffpy.deepstruc.libraries import load_library
+from diffpy.deepstruc.matching import FINGERPRINT_U, fingerprints, nn_distance
+from diffpy.deepstruc.mining import fit_shapes, library_candidates
+from diffpy.deepstruc.model import load_model
+from diffpy.deepstruc.pdfdata import (
+    element_of,
+    instrument_parameters,
+    load_pdf,
+)
+from diffpy.deepstruc.plausibility import distinct_geometries, rank_candidates
 
 #: Multiples of the prior standard deviation that latent points are drawn
 #: at (as in the DeepStruc paper).
@@ -64,51 +76,12 @@ MERGE_TOLERANCE = 0.05
 FINGERPRINT_TOLERANCE = 0.05
 #: Distinct decodes whose Debye PDF is computed after the proxy ranking.
 N_SCREEN = 48
-#: r range (Å) of the quick fit.
-FIT_RANGE = (1.5, 30.0)
-#: Number of candidates fully fitted beyond ``top``.
-EXTRA_FITS = 2
 #: Best screened decodes whose latent neighbourhood is searched again.
 N_REFINE = 4
 #: Screened structures checked for near-duplicates, per fitted candidate.
 DUPLICATE_POOL = 3
-
-
-def instrument_parameters(pdf: PDFData, model_params: dict) -> DebyeParameters:
-    """Debye parameters for fitting ``pdf``: its header, else the model's.
-
-    Qmax, Qmin and qdamp come from the data (header or user keywords) and
-    fall back to the values the model was trained with; Biso is a start
-    value only (Uiso is fitted).
-    """
-    values = dict(model_params)
-    for key in ("qmax", "qmin", "qdamp"):
-        value = getattr(pdf, key)
-        if value is not None:
-            values[key] = value
-    if values["qmin"] >= values["qmax"]:
-        values["qmin"] = 0.0
-    values["rmax"] = max(values["rmax"], float(pdf.r[-1]) + values["rstep"])
-    return DebyeParameters(**values)
-
-
-def element_of(pdf: PDFData, element: str | None) -> str:
-    """The element that labels the candidates' atoms."""
-    if element:
-        return element
-    composition = (pdf.composition or "").strip()
-    if composition.isalpha() and composition[:1].isupper():
-        if sum(c.isupper() for c in composition) == 1:
-            return composition
-    warnings.warn(
-        f"The data gives no single-element composition ({composition!r}); "
-        "the candidates are labelled Au. Please pass element='Pt' (or "
-        "the right metal); the PDF of a one-element cluster does not "
-        "depend on it.",
-        PDFInputWarning,
-        stacklevel=3,
-    )
-    return "Au"
+#: Best-fitting shapes of the training library ranked with the decodes.
+SNAP_FITS = 4
 
 
 def search_grid(latent_map: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -264,6 +237,7 @@ def propose_structures(
     qmin: float | None = None,
     element: str | None = None,
     search: bool = True,
+    snap: bool = True,
     fit_range: tuple[float, float] = FIT_RANGE,
 ) -> list[Candidate]:
     """Propose nanoparticle structures for a PDF, best fit first.
@@ -288,6 +262,10 @@ def propose_structures(
     search : bool
         Also decode a grid over the latent region of the training
         structures, then finer grids around the best decodes.
+    snap : bool
+        Also mine the 197 shapes of the training library
+        (:func:`training_shapes`) and rank the best with the decodes
+        (``source="library"``).
     fit_range : tuple of float
         r range (Å) of the fits.
 
@@ -348,30 +326,55 @@ def propose_structures(
     # parts, so threads share them out over the cores
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as threads:
         fits = threads.map(lambda x: fit_cluster(x, r, g, params), clusters)
-    candidates = []
-    for entry, cluster, fit in zip(chosen, clusters, fits):
-        candidates.append(
-            Candidate(
-                xyz=(cluster - cluster.mean(0)) * fit.zoom,
-                element=label,
-                rw=fit.rw,
-                scale=fit.scale,
-                zoom=fit.zoom,
-                uiso=fit.uiso,
-                latent=entry.z,
-                sigma=float(np.linalg.norm((entry.z - mean) / sigma)),
-                source=entry.source,
-                r=r,
-                gobs=g,
-                gcalc=fit.gcalc,
-                params=params,
-            )
+    candidates = [
+        Candidate(
+            xyz=(cluster - cluster.mean(0)) * fit.zoom,
+            element=label,
+            rw=fit.rw,
+            scale=fit.scale,
+            zoom=fit.zoom,
+            uiso=fit.uiso,
+            latent=entry.z,
+            sigma=float(np.linalg.norm((entry.z - mean) / sigma)),
+            source=entry.source,
+            r=r,
+            gobs=g,
+            gcalc=fit.gcalc,
+            params=params,
         )
+        for entry, cluster, fit in zip(chosen, clusters, fits)
+    ]
+    if snap:
+        candidates += training_shapes(
+            net.latent_map, (r, g), params, d, label, (mean, sigma)
+        )
+    # near-duplicates give way to the better fit, often a library shape
     candidates.sort(key=lambda c: c.rw)
-    candidates = candidates[:top]
-    flags = plausibility_flags(candidates)
-    for rank, candidate in enumerate(candidates, start=1):
-        candidate.rank = rank
-        candidate.flags = flags[rank - 1]
-    warn_if_poor_fit(candidates)
+    keep = distinct_geometries([c.xyz for c in candidates])
+    return rank_candidates([candidates[i] for i in keep], top)
+
+
+def training_shapes(latent_map, data, params, d, element, prior):
+    """The best-fitting shapes of the training library, as candidates.
+
+    The 197 shapes are mined (:func:`diffpy.deepstruc.mining.fit_shapes`)
+    and the best :data:`SNAP_FITS` returned with ``source="library"``;
+    each gets the mean latent point of its training structures (NaN when
+    none was in training) and its distance from the prior
+    ``(mean, sigma)``.
+    """
+    library = load_library("mmnp")
+    fits = fit_shapes(library, *data, params, d, top=SNAP_FITS)
+    candidates = library_candidates(fits, library, element, data, params)
+    known = np.asarray(latent_map["z"])
+    shape_of = np.asarray(latent_map["shape_id"])
+    mean, sigma = prior
+    for fit, candidate in zip(fits, candidates):
+        members = known[shape_of == fit.index]
+        if len(members):
+            candidate.latent = members.mean(0)
+        else:
+            candidate.latent = np.full(known.shape[1], np.nan)
+        distance = (candidate.latent - mean) / sigma
+        candidate.sigma = float(np.linalg.norm(distance))
     return candidates

@@ -26,25 +26,24 @@ import shutil
 import tempfile
 import time
 import warnings
+from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
 from diffpy.deepstruc.candidate import Candidate
+from diffpy.deepstruc.debye import DebyeParameters
 from diffpy.deepstruc.features import prior_input
+from diffpy.deepstruc.fitting import FIT_RANGE
 from diffpy.deepstruc.model import file_sha256, load_model
 from diffpy.deepstruc.pdfdata import (
     PDFData,
     PDFInputError,
     PDFInputWarning,
+    instrument_parameters,
     load_pdf,
 )
-from diffpy.deepstruc.propose import (
-    FIT_RANGE,
-    SIGMA_MULTIPLIERS,
-    instrument_parameters,
-    propose_structures,
-)
+from diffpy.deepstruc.propose import SIGMA_MULTIPLIERS, propose_structures
 from diffpy.deepstruc.version import __version__
 
 #: File name of the bundled example PDF (in ``diffpy.deepstruc.data``).
@@ -64,6 +63,7 @@ CANDIDATE_COLUMNS = (
     "z2",
     "sigma",
     "source",
+    "label",
     "element",
     "flags",
 )
@@ -100,6 +100,7 @@ def run_propose(
     qdamp: float | None = None,
     element: str | None = None,
     search: bool = True,
+    snap: bool = True,
     fit_range: tuple[float, float] = FIT_RANGE,
     command: str | None = None,
 ) -> int:
@@ -115,7 +116,7 @@ def run_propose(
         folder gets a ``summary.csv`` and a ``run.json`` of the whole run.
     force : bool
         Replace an existing, non-empty output folder.
-    model, top, n_samples, seed, qmax, qmin, qdamp, element, search
+    model, top, n_samples, seed, qmax, qmin, qdamp, element, search, snap
         Passed to :func:`diffpy.deepstruc.propose.propose_structures`.
     fit_range : tuple of float
         r range (Å) of the fits.
@@ -138,11 +139,6 @@ def run_propose(
     ValueError
         For bad arguments, or when ``force`` would delete an input file.
     """
-    paths = [Path(p) for p in data]
-    output = Path(output)
-    _check_output(output, paths, force)
-    user_q = {"qmax": qmax, "qmin": qmin, "qdamp": qdamp}
-    pdfs = [_validated(path, user_q) for path in paths]
     net = load_model(model)
     settings = {
         "model": str(model),
@@ -150,19 +146,140 @@ def run_propose(
         "top": top,
         "seed": seed,
         "search": search,
+        "snap": snap,
         "fit_range": list(fit_range),
         "element": element,
-        **user_q,
+        "qmax": qmax,
+        "qmin": qmin,
+        "qdamp": qdamp,
     }
+
+    def solve(pdf):
+        return propose_structures(
+            pdf,
+            model=model,
+            n_samples=n_samples,
+            top=top,
+            seed=seed,
+            element=element,
+            search=search,
+            snap=snap,
+            fit_range=fit_range,
+        )
+
+    return _run(
+        "run_propose",
+        data,
+        output,
+        force=force,
+        settings=settings,
+        solve=solve,
+        origin={"model": _model_record(net)},
+        net=net,
+        command=command,
+    )
+
+
+def run_mine(
+    data,
+    output,
+    *,
+    force: bool = False,
+    library="mmnp",
+    top: int = 10,
+    qmax: float | None = None,
+    qmin: float | None = None,
+    qdamp: float | None = None,
+    element: str | None = None,
+    fit_range: tuple[float, float] = FIT_RANGE,
+    command: str | None = None,
+) -> int:
+    """Mine a cluster library for PDF files and write the results.
+
+    The output is that of :func:`run_propose` without the latent map;
+    ``run.json`` names the library and its size instead of the model.
+
+    Parameters
+    ----------
+    data, output, force, top, qmax, qmin, qdamp, element, fit_range, command
+        As for :func:`run_propose`.
+    library : str or os.PathLike
+        ``"mmnp"``, ``"large"``, a folder of structure files or an ASE
+        database (:func:`diffpy.deepstruc.libraries.load_library`).
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+
+    Raises
+    ------
+    FileExistsError, diffpy.deepstruc.pdfdata.PDFInputError, ValueError
+        As for :func:`run_propose`;
+        :class:`~diffpy.deepstruc.libraries.LibraryError` (a ValueError)
+        for an unusable library.
+    """
+    from diffpy.deepstruc.libraries import load_library
+    from diffpy.deepstruc.mining import mine_library
+
+    clusters = load_library(library)
+    settings = {
+        "library": str(library),
+        "top": top,
+        "fit_range": list(fit_range),
+        "element": element,
+        "qmax": qmax,
+        "qmin": qmin,
+        "qdamp": qdamp,
+    }
+
+    def solve(pdf):
+        return mine_library(
+            pdf,
+            library=clusters,
+            top=top,
+            element=element,
+            fit_range=fit_range,
+        )
+
+    origin = {"library": {"name": str(library), "n_clusters": len(clusters)}}
+    return _run(
+        "run_mine",
+        data,
+        output,
+        force=force,
+        settings=settings,
+        solve=solve,
+        origin=origin,
+        net=None,
+        command=command,
+    )
+
+
+def _run(
+    function, data, output, *, force, settings, solve, origin, net, command
+) -> int:
+    """Solve every input with ``solve`` and write the results.
+
+    ``settings`` holds the keywords of the call (``qmax``, ``qmin`` and
+    ``qdamp`` among them), ``origin`` the model or library record of
+    ``run.json``, and ``net`` the model whose latent map is drawn (None
+    for no map).
+    """
+    paths = [Path(p) for p in data]
+    output = Path(output)
+    _check_output(output, paths, force)
+    user_q = {key: settings[key] for key in ("qmax", "qmin", "qdamp")}
+    pdfs = [_validated(path, user_q) for path in paths]
     run = {
         "command": command
-        or f"diffpy.deepstruc.report.run_propose("
+        or f"diffpy.deepstruc.report.{function}("
         f"{[str(p) for p in paths]}, {str(output)!r}, **{settings})",
         "version": __version__,
         "python": platform.python_version(),
         "started": _now(),
         "settings": settings,
-        "model": _model_record(net),
+        **origin,
     }
     folders = _folder_names(paths) if len(paths) > 1 else [""]
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -176,36 +293,29 @@ def run_propose(
             clock = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                candidates = propose_structures(
-                    pdf,
-                    model=model,
-                    n_samples=n_samples,
-                    top=top,
-                    seed=seed,
-                    element=element,
-                    search=search,
-                    fit_range=fit_range,
-                )
-            proposed = time.perf_counter()
-            for w in caught:
-                warnings.showwarning(
-                    w.message, w.category, w.filename, w.lineno
-                )
+                candidates = solve(pdf)
+            solved = time.perf_counter()
             _write_results(candidates, pdf, net, folder)
             record = {
-                "input": _input_record(path, pdf, user_q, net),
-                "element": _element_record(element, pdf, candidates),
+                "input": _input_record(path, pdf, user_q),
+                "element": _element_record(
+                    settings["element"], pdf, candidates
+                ),
                 "folder": name,
                 "warnings": [str(w.message) for w in caught],
                 "n_candidates": len(candidates),
                 "timings_s": {
-                    "propose": round(proposed - clock, 3),
-                    "write": round(time.perf_counter() - proposed, 3),
+                    "solve": round(solved - clock, 3),
+                    "write": round(time.perf_counter() - solved, 3),
                 },
             }
             _write_json(folder / "run.json", {**run, **record})
             records.append(record)
-            print(_summary_text(record, candidates, output / name))
+            print(_summary_text(record, candidates, output / name), flush=True)
+            for w in caught:
+                warnings.showwarning(
+                    w.message, w.category, w.filename, w.lineno
+                )
             best = _row(candidates[0]) if candidates else {}
             summary.append({"input": str(path), "folder": name, **best})
         if len(paths) > 1:
@@ -230,9 +340,9 @@ def _model_record(net) -> dict:
     return {"name": net.name, "folder": str(net.folder), "sha256": files}
 
 
-def _input_record(path: Path, pdf: PDFData, user_q: dict, net) -> dict:
+def _input_record(path: Path, pdf: PDFData, user_q: dict) -> dict:
     """Where the input and each instrument parameter came from."""
-    params = instrument_parameters(pdf, net.metadata["pdf_parameters"])
+    params = instrument_parameters(pdf, asdict(DebyeParameters()))
     record = {
         "path": str(path),
         "sha256": file_sha256(path),
@@ -271,7 +381,10 @@ def _write_json(path: Path, content: dict) -> None:
 def _write_results(
     candidates: list[Candidate], pdf: PDFData, net, folder: Path
 ) -> None:
-    """Write the table, structures, fits and plots of one input."""
+    """Write the table, structures, fits and plots of one input.
+
+    The latent map is drawn for the model ``net``, not at all for None.
+    """
     from diffpy.deepstruc.plotting import plot_fit, plot_latent_map, save
 
     rows = [_row(c) for c in candidates]
@@ -283,6 +396,8 @@ def _write_results(
         candidate.write_fit(stem.with_suffix(".fgr"))
     for candidate in candidates[:N_FIT_PLOTS]:
         save(plot_fit(candidate), folder / f"fit_{candidate.rank:02d}.png")
+    if net is None:
+        return
     features, _ = prior_input(pdf.r, pdf.g)
     mean, sigma = (a[0] for a in net.prior(features))
     fig = plot_latent_map(
@@ -357,6 +472,7 @@ def _row(candidate: Candidate) -> dict:
         "z2": f"{candidate.latent[1]:.6g}",
         "sigma": f"{candidate.sigma:.4g}",
         "source": candidate.source,
+        "label": candidate.label,
         "element": candidate.element,
         "flags": ";".join(candidate.flags),
     }
@@ -388,17 +504,28 @@ def _summary_text(
         lines.append(f"{label + ':':<7}{value} Å⁻¹ ({note})")
     lines += [
         "",
-        f"{'rank':>4} {'Rw':>6} {'atoms':>5}  {'nearest reference':<28}"
+        f"{'rank':>4} {'Rw':>6} {'atoms':>5}  {'structure':<31}"
         f"{'zoom':>6} {'Uiso (Å²)':>10}  flags",
     ]
     lines += [
-        f"{c.rank:>4} {c.rw:6.3f} {c.n_atoms:>5}  "
-        f"{str(c.nearest_reference):<28}{c.zoom:6.3f} {c.uiso:10.5f}  "
-        f"{', '.join(c.flags) or '-'}"
+        f"{c.rank:>4} {c.rw:6.3f} {c.n_atoms:>5}  {_structure_name(c):<31}"
+        f"{c.zoom:6.3f} {c.uiso:10.5f}  {', '.join(c.flags) or '-'}"
         for c in candidates
+    ]
+    lines += [
+        "",
+        "structure: the library entry of a library candidate, else "
+        "'~' and the nearest library geometry",
     ]
     lines += ["", f"results in {folder}{os.sep}", ""]
     return "\n".join(lines)
+
+
+def _structure_name(candidate: Candidate) -> str:
+    """The library label of a candidate, else its nearest reference."""
+    if candidate.label:
+        return f"{candidate.label} ({candidate.n_atoms} atoms)"
+    return f"~{candidate.nearest_reference}"
 
 
 def _move_into_place(work: Path, output: Path) -> None:

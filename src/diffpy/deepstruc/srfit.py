@@ -272,7 +272,7 @@ def make_recipe(
     fit_range : tuple of float, optional
         ``(rmin, rmax)`` of the refinement in Å; the whole data range
         when omitted.
-    free : str or collection of str
+    free : str or sequence of str
         The variables to refine, among ``VARIABLES``; the others are
         fixed at their start values.  By default scale, zoom and uiso;
         e.g. ``free=(*FREE, "delta2")`` refines delta2 too.
