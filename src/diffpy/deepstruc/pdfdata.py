@@ -492,7 +492,7 @@ def _as_checked_arrays(r, g, min_points: int = MIN_POINTS) -> tuple:
                 f"{name} contains {bad.size} NaN or infinite values, the "
                 f"first at point {bad[0] + 1}. Please remove or fix them."
             )
-    bad = np.flatnonzero(np.diff(r) <= 0)
+    bad = np.flatnonzero(r[1:] <= r[:-1])  # np.diff can overflow
     if bad.size:
         i = bad[0]
         raise PDFInputError(
@@ -525,7 +525,8 @@ def _check_physics(r: np.ndarray, g: np.ndarray) -> None:
             f"fit. Please provide G(r) up to at least {MIN_RMAX:g} Å "
             "(30 Å or more is best)."
         )
-    steps = np.diff(r)
+    with np.errstate(over="ignore"):  # steps of huge r may overflow
+        steps = np.diff(r)
     rstep = np.median(steps)
     if rstep > MAX_RSTEP:
         raise PDFInputError(
