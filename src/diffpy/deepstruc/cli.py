@@ -90,25 +90,9 @@ def command_line_words(text: str) -> str:
     )
 
 
-def _read_cluster(path: Path):
-    """Atom positions (Å) of a structure file, as ASE or diffpy reads it."""
-    try:
-        if path.suffix.lower() == ".stru":
-            from diffpy.structure import loadStructure
-
-            return loadStructure(str(path)).xyz_cartn
-        from ase.io import read
-
-        return read(path).get_positions()
-    except Exception as err:  # the readers raise many types for bad files
-        raise ValueError(
-            f"Cannot read the structure file {path}: {err}. Please give a "
-            "file that ASE reads (xyz, extxyz, cif, pdb, ...) or a .stru."
-        ) from None
-
-
 def _simulate(args) -> int:
     from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
+    from diffpy.deepstruc.libraries import read_frames
     from diffpy.deepstruc.pdfdata import write_pdf
 
     params = DebyeParameters(
@@ -117,7 +101,7 @@ def _simulate(args) -> int:
             for f in dataclasses.fields(DebyeParameters)
         }
     )
-    xyz = _read_cluster(args.cluster)
+    xyz = read_frames(args.cluster)[-1]  # ASE's default: the last frame
     r, g = simulate_pdf(xyz, params=params)
     header = {
         "source": f"diffpy.deepstruc {__version__} Debye PDF simulator",

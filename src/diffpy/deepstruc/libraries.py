@@ -416,11 +416,29 @@ def _large() -> Library:
     return Library("large", tuple(entries))
 
 
-def _read_file(path: Path, root: Path) -> list[tuple[str, np.ndarray]]:
-    """Labels and coordinates (Å) of every frame of a structure file."""
-    label = path.relative_to(root).as_posix()
+def read_frames(path: "str | os.PathLike") -> list[np.ndarray]:
+    """Cartesian coordinates (Å) of every frame of a structure file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.stru`` file (read by diffpy.structure) or any file that ASE
+        reads; the extensions of :data:`STRUCTURE_FORMATS` fix the
+        format, ASE guesses it for others.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One ``(n_atoms, 3)`` array per frame.
+
+    Raises
+    ------
+    ValueError
+        When the file cannot be read, with the reader's reason.
+    """
+    path = Path(path)
+    fmt = STRUCTURE_FORMATS.get(path.suffix.lower())
     try:
-        fmt = STRUCTURE_FORMATS[path.suffix.lower()]
         if fmt == "pdffit":
             from diffpy.structure import loadStructure
 
@@ -433,13 +451,25 @@ def _read_file(path: Path, root: Path) -> list[tuple[str, np.ndarray]]:
                 for atoms in read(path, index=":", format=fmt)
             ]
     except Exception as error:  # the readers raise many types
-        raise LibraryError(
-            f"Cannot read the library file {path}: {error}. Please fix or "
-            "remove it; the library needs files that ASE reads (xyz, "
-            "extxyz, cif, pdb) or .stru files."
+        raise ValueError(
+            f"Cannot read the structure file {path}: {error}. Please give "
+            "a file that ASE reads (xyz, extxyz, cif, pdb, ...) or a .stru "
+            "file."
         ) from None
     if not frames:
-        raise LibraryError(f"The library file {path} holds no structure.")
+        raise ValueError(f"The structure file {path} holds no structure.")
+    return frames
+
+
+def _read_file(path: Path, root: Path) -> list[tuple[str, np.ndarray]]:
+    """Labels and coordinates (Å) of every frame of a structure file."""
+    label = path.relative_to(root).as_posix()
+    try:
+        frames = read_frames(path)
+    except ValueError as error:
+        raise LibraryError(
+            f"{error} Please fix or remove it from the library."
+        ) from None
     if len(frames) == 1:
         return [(label, frames[0])]
     return [(f"{label}@{i}", xyz) for i, xyz in enumerate(frames)]
