@@ -29,6 +29,7 @@ def read_csv(path):
 
 def expected_files(top=3):
     names = {"candidates.csv", "latent_map.png", "run.json"}
+    names |= {"type_weights.csv", "type_weights.png"}
     for k in range(1, top + 1):
         names |= {f"candidate_{k:02d}{s}" for s in (".xyz", ".cif", ".fgr")}
         names.add(f"fit_{k:02d}.png")
@@ -88,7 +89,7 @@ def test_two_inputs_get_subfolders_and_summary(tmp_path):
     assert main([*args, *FAST]) == 0
     stem = example_pdf().stem
     folders = {stem, f"{stem}-2"}
-    top_level = {"summary.csv", "run.json"}
+    top_level = {"summary.csv", "summary.png", "run.json"}
     assert {p.name for p in output.iterdir()} == folders | top_level
     run = json.loads((output / "run.json").read_text())
     assert [i["folder"] for i in run["inputs"]] == [stem, f"{stem}-2"]
@@ -140,10 +141,11 @@ def test_interruption_keeps_old_output(tmp_path, monkeypatch):
 
 
 def test_bad_input_fails_before_writing(tmp_path, capsys):
+    # one input; several go on past a bad one (tests/test_batch.py)
     bad = tmp_path / "garbage.gr"
     bad.write_text("this is\nnot a PDF\n")
     output = tmp_path / "out"
-    args = ["propose", str(example_pdf()), str(bad), "-o", str(output)]
+    args = ["propose", str(bad), "-o", str(output)]
     assert main(args) == 1
     assert str(bad) in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["garbage.gr"]
@@ -182,6 +184,24 @@ def test_library_csv(tmp_path):
     lines = table.read_text().splitlines()
     assert len(lines) == 172
     assert all(row["type"] == "fcc" for row in read_csv(table))
+
+
+def test_library_csv_of_the_stacking_set(tmp_path, capsys):
+    from diffpy.deepstruc.stacking import stacking_particles
+
+    table = tmp_path / "stacking.csv"
+    assert main(["library", "--set", "stacking", "-o", str(table)]) == 0
+    rows = read_csv(table)
+    particles = stacking_particles()
+    assert len(rows) == len(particles)
+    assert {row["kind"] for row in rows} == {"fcc", "hcp", "faulted"}
+    for row, particle in zip(rows[::97], particles[::97]):
+        assert row["sequence"] == particle.stacking.abc
+        assert row["hc"] == particle.stacking.hc
+        assert int(row["n_atoms"]) == particle.n_atoms
+    capsys.readouterr()
+    assert main(["library", "--set", "stacking", "--type", "fcc"]) == 1
+    assert "'kind' column" in capsys.readouterr().err
 
 
 def test_run_json_says_how_the_results_were_made(example_run):

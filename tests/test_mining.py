@@ -154,7 +154,9 @@ def test_fit_shapes_ranks_plain_coordinates():
     ]
     r, g = _pdf(shapes[1] * 1.01)
     d = nn_distance(shapes[1]) * 1.01
-    fits = fit_shapes(shapes, r, g, DebyeParameters(qmax=23.0), d, top=2)
+    mined = fit_shapes(shapes, r, g, DebyeParameters(qmax=23.0), d, top=2)
+    fits = mined.fits
+    assert mined.type_rw == {}  # plain coordinates have no type
     assert [type(f) for f in fits] == [ShapeFit, ShapeFit]
     assert fits[0].index == 1 and fits[0].rw < fits[1].rw
     assert fits[0].xyz.shape == (55, 3)

@@ -600,6 +600,7 @@ def test_evaluate_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "report"
     argv = ["--model", str(model_dir), "--samples", "20", "--types", "sc"]
     argv += ["--per-type", "1", "--robust-per-type", "1"]
+    argv += ["--calibration-per-type", "1"]
     evaluate.main(
         argv
         + ["--factors", "strain", "--out", str(out)]
@@ -632,13 +633,21 @@ def test_evaluate_runs_end_to_end(tmp_path, capsys):
         "geometry": set(shape_id[geometry["test"]]),
     }
     test_shapes["robustness"] = test_shapes["random"]
+    test_shapes["calibration"] = test_shapes["random"]
+    test_shapes["calibration_geometry"] = test_shapes["geometry"]
     methods = {
         "random": evaluate.METHODS,
         "robustness": evaluate.ROBUST_METHODS,
+        "calibration": evaluate.WEIGHTED_METHODS,
         "geometry": evaluate.GEOMETRY_METHODS,
+        "calibration_geometry": ("mine",),
     }
     parts = [case["part"] for case in cases]
-    assert parts == ["random"] + 3 * ["robustness"] + ["geometry"]
+    assert parts == ["random"] + 3 * ["robustness"] + [
+        "calibration",
+        "geometry",
+        "calibration_geometry",
+    ]
     for case in cases:
         assert case["type"] == "sc"
         assert 2.3 <= case["d"] <= 3.2
@@ -651,7 +660,12 @@ def test_evaluate_runs_end_to_end(tmp_path, capsys):
             )
             assert ("mae" in answer) == (answer["n_atoms"] == case["n_atoms"])
             assert answer["seconds"] > 0
-    first, *robust, _ = cases
+        for name in set(evaluate.WEIGHTED_METHODS) & set(case["methods"]):
+            answer = case["methods"][name]
+            assert answer["type_rw"][answer["type"]] <= answer["rw"] + 1e-9
+            assert answer["rw_noise"] > 0
+        assert case["n_points"] > 100
+    first, *robust, _, _, _ = cases
     assert [(c["factor"], c["value"]) for c in robust] == [
         ("central", None),
         ("strain", -0.05),
@@ -683,6 +697,23 @@ def test_evaluate_runs_end_to_end(tmp_path, capsys):
             assert scores["shape"] == (
                 case["methods"][name]["shape_id"] == case["shape_id"]
             )
+
+    # the type weights calibrate on the calibration part, are checked on
+    # every part with weights
+    from training.calibrate import TEMPERATURES, calibrate
+
+    calibration = calibrate({**report, "cases": cases})
+    assert calibration["fitted_on"] == 2
+    assert TEMPERATURES[0] <= calibration["temperature"] <= TEMPERATURES[-1]
+    assert set(calibration["reliability"]) == {
+        "random",
+        "robustness",
+        "calibration",
+        "geometry",
+        "calibration_geometry",
+    }
+    table = calibration["reliability"]["random"]["propose"]
+    assert table["n"] == sum(b["n"] for b in table["bins"]) == 1
 
     printed = capsys.readouterr().out
     assert "random split: 1 PDFs" in printed

@@ -52,6 +52,17 @@ Three parts:
   each type (same d and strain direction), one factor of
   :data:`LEVELS` varied at a time, the others at :data:`CENTRAL`, for
   :data:`ROBUST_METHODS`.
+* ``calibration`` and ``calibration_geometry``:
+  ``--calibration-per-type`` PDFs per type drawn anew (other random
+  streams) from the test shapes of each split, for those of
+  :data:`WEIGHTED_METHODS` that the split runs; ``training.calibrate``
+  fits the temperature of the type weights
+  (:mod:`diffpy.deepstruc.confidence`) on both, so that the weights hold
+  for shapes in and out of the library, and checks them on the other
+  parts.  Every answer of those methods
+  keeps the least Rw of each type (``type_rw``), and every PDF the Rw of
+  its noise and its independent points, so the weights can be
+  recomputed for any temperature.
 
 The report (with every PDF's results) goes to
 ``evaluation_blind.json`` in ``--out`` (default: the model folder), with
@@ -78,6 +89,11 @@ from diffpy.deepstruc.clusters import (
     ClusterRecord,
     enumerate_library,
     library_shapes,
+)
+from diffpy.deepstruc.confidence import (
+    independent_points,
+    noise_level,
+    noise_rw,
 )
 from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
 from diffpy.deepstruc.features import INPUT_R_GRID, prior_input
@@ -126,6 +142,13 @@ LEVELS = {
 }
 #: Parts of the evaluation with their own test PDFs.
 SPLITS = ("random", "geometry")
+#: Methods whose type weights are calibrated and checked.
+WEIGHTED_METHODS = ("propose", "mine")
+#: The calibration part of each split.
+CALIBRATION_PARTS = {
+    "random": "calibration",
+    "geometry": "calibration_geometry",
+}
 #: Methods of the ``random`` part.
 METHODS = ("propose", "propose_nosnap", "mine", "nearest")
 #: Methods of the ``geometry`` part (no model of that split is shipped).
@@ -338,6 +361,9 @@ def top_answer(method, gr, qmax, methods, data, params):
         "rw": best.rw,
         "source": best.source,
     }
+    if best.type_rw:
+        answer["type_rw"] = best.type_rw
+        answer["rw_noise"] = noise_rw(best.gobs, noise_level(best))
     return answer, best.xyz
 
 
@@ -366,6 +392,7 @@ def evaluate_case(case: TestCase, methods: Methods, names) -> dict:
         "d": case.d,
         **case.conditions,
         "rw_true": fit_cluster(truth, *data, params).rw,
+        "n_points": independent_points(data[0], qmax),
         "methods": {},
     }
     for name in names:
@@ -573,6 +600,7 @@ def evaluate(
     seed=0,
     per_type=12,
     robust_per_type=4,
+    calibration_per_type=8,
     types=CLUSTER_TYPES,
     factors=tuple(LEVELS),
     splits=SPLITS,
@@ -593,6 +621,10 @@ def evaluate(
     robust_per_type : int
         Shapes per type in the robustness table (0: no table); at most
         ``per_type`` are available.
+    calibration_per_type : int
+        PDFs per type, drawn anew from each split's test shapes, on which
+        ``training.calibrate`` fits the temperature of the type weights
+        (0: none).
     types : sequence of str
         Structure types tested.
     factors : sequence of str
@@ -639,6 +671,7 @@ def evaluate(
             "seed": seed,
             "per_type": per_type,
             "robust_per_type": robust_per_type,
+            "calibration_per_type": calibration_per_type,
             "types": list(types),
         },
     }
@@ -660,6 +693,18 @@ def evaluate(
                 tests, methods, robust_per_type, factors
             )
             cases += [{"part": "robustness", **row} for row in rows]
+        if calibration_per_type:
+            part = CALIBRATION_PARTS[split]
+            weighted = [name for name in names if name in WEIGHTED_METHODS]
+            stream = len(SPLITS) + SPLITS.index(split)
+            rng = np.random.default_rng([seed, stream])
+            tests = draw_cases(test_shapes, calibration_per_type, rng, types)
+            rows = run_cases(tests, methods, weighted, part)
+            report[part] = {
+                "n_pdfs": len(rows),
+                "n_shapes": len({r["shape_id"] for r in rows}),
+            }
+            cases += [{"part": part, **row} for row in rows]
     report["seconds"] = time.perf_counter() - start
     out = Path(out or model_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -698,6 +743,12 @@ def main(argv=None):
         help="shapes per type in the robustness table (0: none)",
     )
     parser.add_argument(
+        "--calibration-per-type",
+        type=int,
+        default=8,
+        help="PDFs per type for calibrating the type weights (0: none)",
+    )
+    parser.add_argument(
         "--types", nargs="+", choices=CLUSTER_TYPES, default=CLUSTER_TYPES
     )
     parser.add_argument(
@@ -726,6 +777,7 @@ def main(argv=None):
             seed=args.seed,
             per_type=args.per_type,
             robust_per_type=args.robust_per_type,
+            calibration_per_type=args.calibration_per_type,
             types=args.types,
             factors=args.factors,
             splits=args.splits,

@@ -8,8 +8,9 @@ Every figure on the page is read from the metrics that
 ``python -m training.evaluate --write-metadata`` stored in the metadata
 (``metrics["blind"]``; ``metrics["geometry"]`` and
 ``metrics["geometry_nosearch"]`` hold the recorded evaluation of the
-geometry-split model, which is not shipped), so the documentation cannot
-drift from the shipped model.
+geometry-split model, which is not shipped) and from the
+``type_calibration.json`` that ``python -m training.calibrate`` wrote
+beside it, so the documentation cannot drift from the shipped model.
 """
 
 import argparse
@@ -194,12 +195,69 @@ def _recorded_geometry(metrics) -> list[str]:
     ]
 
 
+#: Parts of the evaluation in the reliability tables, and their names.
+PARTS = {
+    "random": "random split",
+    "robustness": "robustness settings",
+    "geometry": "geometry-disjoint split",
+    "calibration": "calibration PDFs, random split (fitted on)",
+    "calibration_geometry": "calibration PDFs, geometry split (fitted on)",
+}
+
+
+def _type_weights(calibration) -> list[str]:
+    """The section on the type weights: formula, temperature, tables."""
+    lines = [
+        *_heading("How sure is the type", "-"),
+        "Every candidate carries weights of the seven structure types "
+        "(``Candidate.type_weights``, ``type_weights.csv``): each type's "
+        "least Rw over the mined training shapes and the decodes, weighed "
+        "against the best by exp(-N (Rw_t² - Rw_best²) / (2 T Rw_ref²)), "
+        "with N = Δr Qmax / π independent points, Rw_ref the larger of "
+        "the best Rw and the Rw that the data's noise alone gives (noise "
+        "estimated from the residual beyond the particle), and a "
+        "temperature T for misfits that are not independent noise "
+        "(:mod:`diffpy.deepstruc.confidence`).  T = "
+        f"{calibration['temperature']:.2g} was fitted (largest mean log "
+        "weight of the true type, T >= 1) on "
+        f"{calibration['fitted_on']} PDFs drawn for it alone (shapes of "
+        "the library at other d, and shapes that the training library "
+        "lacks, from the geometry-disjoint split), with "
+        "``python -m training.calibrate``.  The tables bin the PDFs by "
+        "the weight of the answer (the type of largest weight) and give "
+        "the share of answers that were right; the weights are "
+        "calibrated when at least 90 % of the answers given 0.9 or more "
+        "are right.",
+        "",
+    ]
+    header = ["weight of the answer", "PDFs", "mean weight", "right (%)"]
+    for part, methods in calibration["reliability"].items():
+        for method, table in methods.items():
+            rows = [
+                [
+                    f"{b['low']:.2f}-{b['high']:.2f}",
+                    str(b["n"]),
+                    "-" if b["n"] == 0 else f"{b['mean_weight']:.3f}",
+                    "-" if b["n"] == 0 else _pct(b["right"]),
+                ]
+                for b in [*table["bins"], table["confident"]]
+            ]
+            rows[-1][0] = f"**>= {table['confident']['low']:.2f}**"
+            title = f"{METHODS[method]}, {PARTS[part]} ({table['n']} PDFs)"
+            lines += _list_table(title, header, rows)
+    return lines
+
+
 def _heading(title, char) -> list[str]:
     return [title, char * len(title), ""]
 
 
-def render(metadata: dict) -> str:
-    """The reStructuredText of the metrics page."""
+def render(metadata: dict, calibration: dict | None = None) -> str:
+    """The reStructuredText of the metrics page.
+
+    ``calibration`` is the content of ``type_calibration.json``; without
+    it the page has no section on the type weights.
+    """
     blind = metadata["metrics"]["blind"]
     model = blind["model"]
     protocol = blind["protocol"]
@@ -321,6 +379,8 @@ def render(metadata: dict) -> str:
             "",
             *_robustness(table),
         ]
+    if calibration:
+        lines += _type_weights(calibration)
     return "\n".join(lines)
 
 
@@ -332,7 +392,9 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     metadata = json.loads((Path(args.model) / "metadata.json").read_text())
-    Path(args.out).write_text(render(metadata))
+    path = Path(args.model) / "type_calibration.json"
+    calibration = json.loads(path.read_text()) if path.exists() else None
+    Path(args.out).write_text(render(metadata, calibration))
     print(f"wrote {args.out}")
 
 

@@ -4,6 +4,11 @@ Usage::
 
     python -m training.train --config training/configs/mmnp.yaml
 
+The configuration's ``data: set:`` chooses the clusters (``mmnp`` by
+default, or ``stacking``; see :mod:`training.dataset`) and its ``split``
+the held-out part (``random``, ``geometry`` or, for the stacking set,
+``sequence``).
+
 Checkpoints, the per-epoch log (``log.csv``) and the data split
 (``split.json``) go to the configuration's ``out_dir`` (outside the
 repository).  Re-running the command after an interruption resumes from
@@ -63,7 +68,11 @@ def prepare(config, device="cpu"):
     """Data arrays as tensors (on ``device``) and the split of a config."""
     data = build_dataset(config["data"])
     split = split_indices(
-        data["type_index"], data["shape_id"], config["seed"], config["split"]
+        data["type_index"],
+        data["shape_id"],
+        config["seed"],
+        config["split"],
+        sequence_id=data.get("sequence_id"),
     )
     tensors = {
         k: torch.as_tensor(data[k]).float().to(device)

@@ -20,6 +20,9 @@ from diffpy.deepstruc.version import __version__  # noqa: F401
 _PUBLIC = {
     "propose_structures": "diffpy.deepstruc.propose",
     "mine_library": "diffpy.deepstruc.mining",
+    "propose_many": "diffpy.deepstruc.batch",
+    "mine_many": "diffpy.deepstruc.batch",
+    "map_pdfs": "diffpy.deepstruc.batch",
     "Candidate": "diffpy.deepstruc.candidate",
     "load_pdf": "diffpy.deepstruc.pdfdata",
     "PDFData": "diffpy.deepstruc.pdfdata",

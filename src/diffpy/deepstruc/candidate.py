@@ -4,11 +4,15 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from diffpy.deepstruc.debye import DebyeParameters
 from diffpy.deepstruc.matching import NearestReference, nearest_reference
+
+if TYPE_CHECKING:
+    from diffpy.deepstruc.stacking import Stacking
 
 #: Least distance (Å) between a cluster and the periodic images of its
 #: box in structure files: the r range of the PDFs.
@@ -23,6 +27,11 @@ STRUCTURE_FORMATS = {
 @dataclass
 class Candidate:
     """One candidate structure, fitted to the PDF it was proposed for.
+
+    Two read-only properties, computed once, describe the structure:
+    :attr:`nearest_reference`, the closest geometry of the training
+    library, and :attr:`stacking`, the layer stacking of a close-packed
+    candidate (fcc, hcp or faulted, with its sequence) or None.
 
     Attributes
     ----------
@@ -59,6 +68,15 @@ class Candidate:
         For a library cluster (``source="library"``) its name in the
         library (:attr:`diffpy.deepstruc.libraries.LibraryEntry.label`),
         else empty.
+    type_rw : dict or None
+        Least Rw that each structure type reached on this PDF, over the
+        mined library shapes and the decodes; the same for every
+        candidate of the PDF.  None when no library of typed clusters
+        was fitted (``snap=False``, or a user library without types).
+    type_weights : dict or None
+        Relative weights of the structure types, largest first, from
+        ``type_rw`` and the data's noise level
+        (:mod:`diffpy.deepstruc.confidence`); None with ``type_rw``.
     """
 
     xyz: np.ndarray
@@ -77,6 +95,8 @@ class Candidate:
     rank: int = 0
     flags: tuple[str, ...] = ()
     label: str = ""
+    type_rw: dict[str, float] | None = field(default=None, repr=False)
+    type_weights: dict[str, float] | None = field(default=None, repr=False)
 
     @property
     def n_atoms(self) -> int:
@@ -92,6 +112,21 @@ class Candidate:
     def nearest_reference(self) -> NearestReference:
         """The closest cluster of the library (type, size, n_atoms, RMSD)."""
         return nearest_reference(self.xyz)
+
+    @cached_property
+    def stacking(self) -> "Stacking | None":
+        """Layer stacking of a close-packed candidate, else None.
+
+        The :class:`~diffpy.deepstruc.stacking.Stacking` (``abc`` and
+        ``hc`` sequences, ``kind`` ``"fcc"``, ``"hcp"`` or ``"faulted"``)
+        that :func:`~diffpy.deepstruc.stacking.stacking_sequence` finds
+        with its default tolerance; None for structures that are not
+        close-packed layers (icosahedra, decahedra, bcc, blurred
+        decodes, ...).
+        """
+        from diffpy.deepstruc.stacking import stacking_sequence
+
+        return stacking_sequence(self.xyz)
 
     @property
     def box(self) -> float:

@@ -8,16 +8,24 @@ Subcommands::
     deepstruc simulate CLUSTER.xyz -o OUT.gr             # Debye PDF
     deepstruc library [--type fcc] [-o library.csv]      # cluster library
 
+``propose`` and ``mine`` take many inputs: files, shell patterns that
+the shell left alone (``'data/*.gr'``) and ``--files-from LIST``; with
+``--scheduler local:N`` or ``--scheduler tcp://host:8786`` they run on
+Dask (:mod:`diffpy.deepstruc.batch`).  A run on several inputs keeps
+going past a failing input and resumes in the same output folder
+(:mod:`diffpy.deepstruc.report`).
+
 Exit status (:data:`EXIT_CODES`): 0 on success, 1 when the data, a file
-or the model cannot be used (the message says why), 2 for a wrong
-command line, 130 when interrupted and 141 when the reader of the output
-went away (``deepstruc library | head``), as for other Unix tools.
-Errors are printed as ``deepstruc: error: ...`` and warnings as
-``deepstruc: warning: ...`` on standard error.
+or the model cannot be used (the message says why) or when any input of
+several failed, 2 for a wrong command line, 130 when interrupted and 141
+when the reader of the output went away (``deepstruc library | head``),
+as for other Unix tools.  Errors are printed as ``deepstruc: error:
+...`` and warnings as ``deepstruc: warning: ...`` on standard error.
 """
 
 import argparse
 import dataclasses
+import glob
 import os
 import re
 import shlex
@@ -117,19 +125,89 @@ def _simulate(args) -> int:
 
 def _library(args) -> int:
     from diffpy.deepstruc.clusters import enumerate_library, write_library_csv
+    from diffpy.deepstruc.stacking import (
+        stacking_particles,
+        write_stacking_csv,
+    )
 
-    records = enumerate_library(args.type)
-    write_library_csv(records, args.output or sys.stdout)
+    if args.set == "stacking":
+        if args.type:
+            raise ValueError(
+                "--type selects MMNP types; the stacking set has the kinds "
+                "fcc, hcp and faulted in its 'kind' column."
+            )
+        records = stacking_particles()
+        write_stacking_csv(records, args.output or sys.stdout)
+    else:
+        records = enumerate_library(args.type)
+        write_library_csv(records, args.output or sys.stdout)
     if args.output:
         print(f"wrote {len(records)} clusters to {args.output}")
     return 0
+
+
+def input_files(
+    words: list[str], files_from: str | os.PathLike | None = None
+) -> list[Path]:
+    """The input files named on the command line and in a list file.
+
+    Parameters
+    ----------
+    words : list of str
+        Paths and shell patterns (``*``, ``?``, ``[...]``, ``**``) that
+        the shell did not expand, e.g. because they were quoted; a word
+        that names an existing file is taken as it is.
+    files_from : str or os.PathLike, optional
+        A text file with one path or pattern per line (``-`` for
+        standard input); blank lines and lines starting with ``#`` are
+        skipped, and relative paths are taken from the file's folder (the
+        working folder for standard input).  Its inputs follow ``words``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The inputs, each pattern's matches sorted.
+
+    Raises
+    ------
+    ValueError
+        When a pattern matches no file or the list names no file.
+    OSError
+        When the list file cannot be read.
+    """
+    paths = [p for word in words for p in _expanded(word)]
+    if files_from is None:
+        return paths
+    if str(files_from) == "-":
+        lines, folder = sys.stdin.read().splitlines(), Path()
+    else:
+        lines = Path(files_from).read_text(encoding="utf-8").splitlines()
+        folder = Path(files_from).parent
+    listed = [line.strip() for line in lines]
+    listed = [line for line in listed if line and not line.startswith("#")]
+    if not listed:
+        raise ValueError(f"The list {files_from} names no files.")
+    return paths + [p for line in listed for p in _expanded(line, folder)]
+
+
+def _expanded(word: str, folder: Path = Path()) -> list[Path]:
+    """A path, or the sorted matches of a shell pattern, from ``folder``."""
+    path = folder / Path(word).expanduser()
+    if path.exists() or not any(c in str(word) for c in "*?["):
+        return [path]
+    matches = sorted(
+        m for m in glob.glob(str(path), recursive=True) if os.path.isfile(m)
+    )
+    if not matches:
+        raise ValueError(f"No file matches the pattern {str(path)!r}.")
+    return [Path(m) for m in matches]
 
 
 def _propose(args) -> int:
     from diffpy.deepstruc.report import run_propose
 
     return run_propose(
-        args.data,
+        input_files(args.data, args.files_from),
         args.output,
         force=args.force,
         model=args.model,
@@ -144,6 +222,8 @@ def _propose(args) -> int:
         snap=not args.no_snap,
         fit_range=(args.rmin, args.rmax),
         command=args.command_line,
+        scheduler=args.scheduler,
+        series_key=args.series_key,
     )
 
 
@@ -151,7 +231,7 @@ def _mine(args) -> int:
     from diffpy.deepstruc.report import run_mine
 
     return run_mine(
-        args.data,
+        input_files(args.data, args.files_from),
         args.output,
         force=args.force,
         library=args.library,
@@ -162,6 +242,8 @@ def _mine(args) -> int:
         element=args.element,
         fit_range=(args.rmin, args.rmax),
         command=args.command_line,
+        scheduler=args.scheduler,
+        series_key=args.series_key,
     )
 
 
@@ -271,6 +353,47 @@ def _add_propose_options(parser, *, example: bool = False) -> None:
     )
 
 
+def _scheduler(text: str) -> str:
+    """Check a ``--scheduler`` value (a usage error if it is bad)."""
+    from diffpy.deepstruc.batch import local_workers
+
+    try:
+        local_workers(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _add_input_options(parser) -> None:
+    """Inputs and batch options of ``propose`` and ``mine``."""
+    parser.add_argument(
+        "data",
+        nargs="*",
+        metavar="FILE",
+        help="PDF files (.gr, .fgr, columns) or quoted shell patterns "
+        "such as 'data/*.gr'",
+    )
+    parser.add_argument(
+        "--files-from",
+        metavar="LIST",
+        help="text file with one PDF file or pattern per line, relative "
+        "to its folder ('-': standard input)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        type=_scheduler,
+        help="run on Dask: 'local:N' for N local worker processes, or the "
+        "address of a running scheduler such as tcp://host:8786 (needs "
+        "the dask extra: pip install 'diffpy.deepstruc[dask]')",
+    )
+    parser.add_argument(
+        "--series-key",
+        metavar="KEY",
+        help="header key that orders the inputs in summary.png (default: "
+        "temperature, temp or T when every file has it, else input order)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``deepstruc`` command."""
     from diffpy.deepstruc.clusters import CLUSTER_TYPES
@@ -279,8 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepstruc",
         description="Propose nanoparticle structures from a PDF G(r).",
-        epilog="exit status: 0 success, 1 unusable data, file or model, "
-        "2 wrong command line, 130 interrupted, 141 output pipe closed",
+        epilog="exit status: 0 success, 1 unusable data, file or model, or "
+        "any input of several failed, 2 wrong command line, 130 "
+        "interrupted, 141 output pipe closed",
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=__version__)
@@ -293,9 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="propose candidate structures for PDF files",
         formatter_class=_Formatter,
     )
-    propose.add_argument(
-        "data", nargs="+", type=Path, help="PDF files (.gr, .fgr, columns)"
-    )
+    _add_input_options(propose)
     _add_propose_options(propose)
     propose.set_defaults(run=_propose)
 
@@ -305,16 +427,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     _add_propose_options(example, example=True)
-    example.set_defaults(run=_example)
+    example.set_defaults(
+        run=_example, files_from=None, scheduler=None, series_key=None
+    )
 
     mine = commands.add_parser(
         "mine",
         help="fit every cluster of a library to PDF files",
         formatter_class=_Formatter,
     )
-    mine.add_argument(
-        "data", nargs="+", type=Path, help="PDF files (.gr, .fgr, columns)"
-    )
+    _add_input_options(mine)
     _add_fit_options(mine)
     mine.add_argument(
         "--library",
@@ -345,8 +467,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     library = commands.add_parser(
         "library",
-        help="list the MMNP cluster library as CSV",
+        help="list the MMNP cluster library (or the stacking set) as CSV",
         formatter_class=_Formatter,
+    )
+    library.add_argument(
+        "--set",
+        choices=("mmnp", "stacking"),
+        default="mmnp",
+        help="the MMNP clusters, or the close-packed particles of the "
+        "stacking set (layer sequences, see the docs)",
     )
     library.add_argument(
         "--type",
@@ -384,10 +513,18 @@ def main(argv=None) -> int:
     int
         The exit status (:data:`EXIT_CODES`).
     """
+    from diffpy.deepstruc.batch import SchedulerError
     from diffpy.deepstruc.model import ModelFileError
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("propose", "mine") and not (
+        args.data or args.files_from
+    ):
+        parser.error(
+            f"{args.command}: please give PDF files or --files-from LIST"
+        )
     args.command_line = shlex.join(["deepstruc", *argv])
     try:
         with warnings.catch_warnings():
@@ -396,7 +533,7 @@ def main(argv=None) -> int:
             status = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return status
-    except (ValueError, OSError, ModelFileError) as err:
+    except (ValueError, OSError, ModelFileError, SchedulerError) as err:
         # PDFInputError is a ValueError; FileExistsError an OSError
         if isinstance(err, BrokenPipeError):
             return _closed_pipe()

@@ -8,6 +8,7 @@ started from the best point of a coarse zoom scan and refined with
     Rw = sqrt( sum (G_obs - scale * G_calc)^2 / sum G_obs^2 ).
 """
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,27 @@ ZOOM_BOUNDS = (0.9, 1.1)
 UISO_BOUNDS = (1e-4, 0.05)
 #: Coarse zoom scan that seeds the refinement.
 ZOOM_SCAN = np.linspace(0.97, 1.03, 7)
+
+
+def worker_threads() -> int:
+    """The number of threads that this process should compute with.
+
+    ``OMP_NUM_THREADS`` when it is set, as Dask sets it to 1 in its worker
+    processes so that N workers share N cores without oversubscription;
+    else the CPUs this process may use.  The fits run in a thread pool of
+    this size, and the ONNX sessions use as many threads.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ PDF peak measures.  :func:`load_library` gives
   distances) are removed, the first in :data:`LARGE_TYPES` order wins,
   which leaves :data:`LARGE_COUNTS`.  It is built once (under a minute)
   and then read from ``~/.cache/diffpy.deepstruc/``;
+* ``"stacking"``: the close-packed particles of 3 to 10 layers with any
+  layer stacking, fcc, hcp or faulted, 16 to 198 atoms
+  (:func:`diffpy.deepstruc.stacking.stacking_particles`), each with the
+  type ``"fcc"``, ``"hcp"`` or ``"faulted"`` and a label that names its
+  canonical stacking sequence and layer shape
+  (``"stacking ABCBA disc-4"``);
 * a folder: every ``.xyz``, ``.extxyz``, ``.cif``, ``.pdb`` and ``.stru``
   file in it and its subfolders, every frame of a multi-frame file;
 * an ASE database file (``.db``): every row.
@@ -38,7 +44,7 @@ from diffpy.deepstruc.debye import PairHistogram, cluster_xyz
 from diffpy.deepstruc.matching import nn_distance
 
 #: Names of the built-in libraries.
-LIBRARIES = ("mmnp", "large")
+LIBRARIES = ("mmnp", "large", "stacking")
 #: Structure file extensions read from a library folder, with the ASE
 #: format that reads them (naming it skips ASE's slow format detection);
 #: diffpy.structure reads ``.stru``.
@@ -408,6 +414,18 @@ def _load_large() -> list[LibraryEntry] | None:
 
 
 @lru_cache(maxsize=1)
+def _stacking() -> Library:
+    from diffpy.deepstruc.stacking import stacking_particles
+
+    return Library(
+        "stacking",
+        tuple(
+            _entry(p.label, p.xyz, p.kind, ()) for p in stacking_particles()
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
 def _large() -> Library:
     entries = _load_large()
     if entries is None:
@@ -527,10 +545,11 @@ def load_library(library: "str | os.PathLike | Library") -> Library:
     Parameters
     ----------
     library : str, os.PathLike or Library
-        ``"mmnp"`` or ``"large"`` (see the module description), the path
-        of a folder of structure files or of an ASE ``.db`` file, or a
-        :class:`Library`, which is returned as it is.  The names win over
-        folders of the same name; write ``"./mmnp"`` for such a folder.
+        ``"mmnp"``, ``"large"`` or ``"stacking"`` (see the module
+        description), the path of a folder of structure files or of an
+        ASE ``.db`` file, or a :class:`Library`, which is returned as it
+        is.  The names win over folders of the same name; write
+        ``"./mmnp"`` for such a folder.
 
     Returns
     -------
@@ -550,6 +569,8 @@ def load_library(library: "str | os.PathLike | Library") -> Library:
         return _mmnp()
     if library == "large":
         return _large()
+    if library == "stacking":
+        return _stacking()
     path = Path(library)
     if path.is_dir():
         return _read_folder(path)

@@ -48,6 +48,7 @@ import numpy as np
 from scipy.spatial.distance import pdist
 
 from diffpy.deepstruc.candidate import Candidate
+from diffpy.deepstruc.confidence import best_rw_by_type, weigh_types
 from diffpy.deepstruc.debye import (
     DebyeParameters,
     PairHistogram,
@@ -60,7 +61,12 @@ from diffpy.deepstruc.debye import (
     _spread,
 )
 from diffpy.deepstruc.features import prior_input
-from diffpy.deepstruc.fitting import EXTRA_FITS, FIT_RANGE, fit_cluster
+from diffpy.deepstruc.fitting import (
+    EXTRA_FITS,
+    FIT_RANGE,
+    fit_cluster,
+    worker_threads,
+)
 from diffpy.deepstruc.libraries import Library, load_library
 from diffpy.deepstruc.pdfdata import (
     element_of,
@@ -130,6 +136,24 @@ class ShapeFit:
     xyz: np.ndarray = field(repr=False)
     gcalc: np.ndarray = field(repr=False)
     screen_rw: float
+
+
+@dataclass(frozen=True)
+class MinedShapes:
+    """What :func:`fit_shapes` found.
+
+    Attributes
+    ----------
+    fits : list of ShapeFit
+        The best fits, best Rw first.
+    type_rw : dict
+        Least Rw of each structure type of the library: the fitted Rw
+        where a cluster was fitted, else its screening Rw; empty for a
+        library without types.
+    """
+
+    fits: list[ShapeFit]
+    type_rw: dict[str, float]
 
 
 class _Screen:
@@ -308,7 +332,7 @@ def fit_shapes(
     *,
     top: int = 10,
     progress: Progress | None = None,
-) -> list[ShapeFit]:
+) -> MinedShapes:
     """Screen clusters against a PDF and fit the best, best Rw first.
 
     Parameters
@@ -331,8 +355,9 @@ def fit_shapes(
 
     Returns
     -------
-    list of ShapeFit
-        At most ``top`` fits, ranked by Rw.
+    MinedShapes
+        At most ``top`` fits, ranked by Rw, and the least Rw of each
+        structure type.
     """
     library = (
         shapes
@@ -381,10 +406,13 @@ def fit_shapes(
         )
 
     # numpy releases the GIL in the heavy parts of the fits
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as threads:
+    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
         fits = list(threads.map(fit, chosen))
     fits.sort(key=lambda f: f.rw)
-    return fits[:top]
+    for f in fits:
+        screen_rw[f.index] = f.rw
+    types = [entry.type for entry in library]
+    return MinedShapes(fits[:top], best_rw_by_type(types, screen_rw))
 
 
 def mine_library(
@@ -398,6 +426,7 @@ def mine_library(
     element: str | None = None,
     fit_range: tuple[float, float] = FIT_RANGE,
     progress: Progress | bool | None = None,
+    noise: float | None = None,
 ) -> list[Candidate]:
     """Fit every cluster of a library to a PDF, best fit first.
 
@@ -428,14 +457,20 @@ def mine_library(
         callable ``progress(done, total)`` called as blocks of clusters
         are screened.  By default the line is shown for libraries of more
         than :data:`PROGRESS_MIN_CLUSTERS` clusters.
+    noise : float, optional
+        Standard deviation of the noise of G, for the type weights; by
+        default estimated from the high-r part of the data
+        (:func:`diffpy.deepstruc.confidence.noise_level`).
 
     Returns
     -------
     list of Candidate
         At most ``top`` candidates ranked by Rw, with ``source ==
-        "library"``, NaN ``latent`` and ``sigma``, and the ``label`` of
+        "library"``, NaN ``latent`` and ``sigma``, the ``label`` of
         the library entry
-        (:attr:`diffpy.deepstruc.libraries.LibraryEntry.label`).
+        (:attr:`diffpy.deepstruc.libraries.LibraryEntry.label`), and the
+        type weights (:mod:`diffpy.deepstruc.confidence`) when the
+        library's clusters have types.
 
     Raises
     ------
@@ -463,7 +498,7 @@ def mine_library(
     inside = (pdf.r >= fit_range[0]) & (pdf.r <= fit_range[1])
     r, g = pdf.r[inside], pdf.g[inside]
     _, d = prior_input(pdf.r, pdf.g)
-    fits = fit_shapes(
+    mined = fit_shapes(
         library,
         r,
         g,
@@ -472,7 +507,11 @@ def mine_library(
         top=top,
         progress=_progress_callback(progress, library),
     )
-    candidates = library_candidates(fits, library, symbol, (r, g), params)
+    candidates = library_candidates(
+        mined.fits, library, symbol, (r, g), params
+    )
+    if mined.type_rw:
+        weigh_types(candidates, mined.type_rw, params, noise)
     return rank_candidates(candidates, top)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffpy.deepstruc.fitting import worker_threads
+
 
 class ModelFileError(RuntimeError):
     """A model file is missing or differs from its recorded checksum."""
@@ -96,6 +98,7 @@ class DeepStrucModel:
 
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3
+            options.intra_op_num_threads = worker_threads()
             self._sessions[network] = onnxruntime.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
             )

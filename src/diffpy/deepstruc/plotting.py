@@ -100,6 +100,53 @@ def plot_fit(candidate: Candidate, ax=None):
     return fig
 
 
+def plot_type_weights(candidate: Candidate, ax=None):
+    """Bar plot of the structure types' weights, with their best Rw.
+
+    Parameters
+    ----------
+    candidate : Candidate
+        Any candidate of the PDF (all share
+        :attr:`~diffpy.deepstruc.candidate.Candidate.type_weights` and
+        :attr:`~diffpy.deepstruc.candidate.Candidate.type_rw`).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; by default a new figure is made.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure that holds the plot.
+
+    Raises
+    ------
+    ValueError
+        When the candidate has no type weights.
+    """
+    if not candidate.type_weights:
+        raise ValueError(
+            "This candidate has no type weights; they come from propose "
+            "with snapping or from mining a library with structure types."
+        )
+    fig, ax = _axes(ax, (5.0, 0.4 * len(candidate.type_weights) + 1.2))
+    names = list(candidate.type_weights)[::-1]
+    weights = [candidate.type_weights[n] for n in names]
+    colors = [TYPE_COLORS.get(n, OTHER_COLOR) for n in names]
+    ax.barh(names, weights, color=colors)
+    for k, name in enumerate(names):
+        ax.text(
+            1.02,
+            k,
+            f"Rw {candidate.type_rw[name]:.3f}",
+            va="center",
+            fontsize=8,
+            transform=ax.get_yaxis_transform(),
+        )
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("weight of the structure type")
+    ax.set_title("How sure is the type (best Rw of each type)", fontsize=10)
+    return fig
+
+
 def plot_latent_map(
     latent_map: dict,
     *,

@@ -26,18 +26,20 @@ The pipeline of :func:`propose_structures`:
    (:func:`diffpy.deepstruc.plausibility.distinct_geometries`), and the
    best are fitted with scale, zoom and Uiso
    (:func:`diffpy.deepstruc.fitting.fit_cluster`); unless
-   ``snap=False``, the 197 shapes of the training library are mined with
-   the same fitter (:func:`training_shapes`) and the best
-   :data:`SNAP_FITS` join the decodes (``source="library"``), so a decode
-   is never preferred to the library shape it approximates unless it
-   fits better;
+   ``snap=False``, the 197 shapes of the training library have been mined
+   with the same fitter first (:func:`training_shapes`): the best
+   :data:`SNAP_FITS` join the decodes (``source="library"``), decodes
+   that are near-duplicates of them are left out, and as many fewer
+   decodes are fitted, so that the candidates are ``top`` plus
+   :data:`~diffpy.deepstruc.fitting.EXTRA_FITS` in all; the mined shapes
+   also give the structure-type weights
+   (:mod:`diffpy.deepstruc.confidence`);
 7. the fitted candidates are ranked by Rw and get their plausibility
    flags, with a
    :class:`~diffpy.deepstruc.plausibility.FitQualityWarning` when even
    the best fits poorly (:mod:`diffpy.deepstruc.plausibility`).
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -45,6 +47,7 @@ from typing import NamedTuple
 import numpy as np
 
 from diffpy.deepstruc.candidate import Candidate
+from diffpy.deepstruc.confidence import best_rw_by_type, weigh_types
 from diffpy.deepstruc.debye import simulate_pdfs
 from diffpy.deepstruc.features import U_GRID, prior_input
 from diffpy.deepstruc.fitting import (
@@ -52,6 +55,7 @@ from diffpy.deepstruc.fitting import (
     FIT_RANGE,
     fit_cluster,
     scale_and_rw,
+    worker_threads,
 )
 from diffpy.deepstruc.libraries import load_library
 from diffpy.deepstruc.matching import FINGERPRINT_U, fingerprints, nn_distance
@@ -239,6 +243,7 @@ def propose_structures(
     search: bool = True,
     snap: bool = True,
     fit_range: tuple[float, float] = FIT_RANGE,
+    noise: float | None = None,
 ) -> list[Candidate]:
     """Propose nanoparticle structures for a PDF, best fit first.
 
@@ -265,14 +270,21 @@ def propose_structures(
     snap : bool
         Also mine the 197 shapes of the training library
         (:func:`training_shapes`) and rank the best with the decodes
-        (``source="library"``).
+        (``source="library"``); this also gives the type weights.
     fit_range : tuple of float
         r range (Å) of the fits.
+    noise : float, optional
+        Standard deviation of the noise of G, for the type weights; by
+        default estimated from the high-r part of the data
+        (:func:`diffpy.deepstruc.confidence.noise_level`).
 
     Returns
     -------
     list of Candidate
-        At most ``top`` distinct candidates ranked by Rw (rank 1 first).
+        At most ``top`` distinct candidates ranked by Rw (rank 1 first),
+        with the weights of the structure types
+        (:attr:`~diffpy.deepstruc.candidate.Candidate.type_weights`)
+        unless ``snap=False``.
 
     Raises
     ------
@@ -300,6 +312,11 @@ def propose_structures(
     r, g = pdf.r[inside], pdf.g[inside]
     features, d = prior_input(pdf.r, pdf.g)
     mean, sigma = (a[0] for a in net.prior(features))
+    shapes, type_rw = [], {}
+    if snap:
+        shapes, type_rw = training_shapes(
+            net.latent_map, (r, g), params, d, label, (mean, sigma)
+        )
     rng = np.random.default_rng(seed)
     grid, step = search_grid(net.latent_map)
     z = prior_points(mean, sigma, n_samples, rng)
@@ -317,14 +334,17 @@ def propose_structures(
         )
         pool.sort(key=lambda entry: entry.rw)
     pool = [pool[i] for i in distinct_structures([e.xyz for e in pool])]
-    n_fits = top + EXTRA_FITS
+    n_fits = max(top + EXTRA_FITS - len(shapes), EXTRA_FITS)
     pool = pool[: DUPLICATE_POOL * n_fits]
-    chosen = [pool[i] for i in distinct_geometries([e.xyz for e in pool])]
+    # decodes that repeat a library shape are left to it (unit d both)
+    known = [c.xyz / (d * c.zoom) for c in shapes]
+    keep = distinct_geometries(known + [e.xyz for e in pool])
+    chosen = [pool[i - len(known)] for i in keep if i >= len(known)]
     chosen = chosen[:n_fits]
     clusters = [entry.xyz * d for entry in chosen]
     # the fits are independent and numpy releases the GIL in their heavy
     # parts, so threads share them out over the cores
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as threads:
+    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
         fits = threads.map(lambda x: fit_cluster(x, r, g, params), clusters)
     candidates = [
         Candidate(
@@ -345,9 +365,14 @@ def propose_structures(
         for entry, cluster, fit in zip(chosen, clusters, fits)
     ]
     if snap:
-        candidates += training_shapes(
-            net.latent_map, (r, g), params, d, label, (mean, sigma)
+        decoded = best_rw_by_type(
+            [c.nearest_reference.type for c in candidates],
+            [c.rw for c in candidates],
         )
+        for name, rw in decoded.items():
+            type_rw[name] = min(rw, type_rw.get(name, rw))
+        candidates += shapes
+        weigh_types(candidates, type_rw, params, noise)
     # near-duplicates give way to the better fit, often a library shape
     candidates.sort(key=lambda c: c.rw)
     keep = distinct_geometries([c.xyz for c in candidates])
@@ -361,10 +386,12 @@ def training_shapes(latent_map, data, params, d, element, prior):
     and the best :data:`SNAP_FITS` returned with ``source="library"``;
     each gets the mean latent point of its training structures (NaN when
     none was in training) and its distance from the prior
-    ``(mean, sigma)``.
+    ``(mean, sigma)``.  The least Rw of each structure type in the
+    library comes with them.
     """
     library = load_library("mmnp")
-    fits = fit_shapes(library, *data, params, d, top=SNAP_FITS)
+    mined = fit_shapes(library, *data, params, d, top=SNAP_FITS)
+    fits = mined.fits
     candidates = library_candidates(fits, library, element, data, params)
     known = np.asarray(latent_map["z"])
     shape_of = np.asarray(latent_map["shape_id"])
@@ -377,4 +404,4 @@ def training_shapes(latent_map, data, params, d, element, prior):
             candidate.latent = np.full(known.shape[1], np.nan)
         distance = (candidate.latent - mean) / sigma
         candidate.sigma = float(np.linalg.norm(distance))
-    return candidates
+    return candidates, dict(mined.type_rw)

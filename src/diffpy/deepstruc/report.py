@@ -11,26 +11,52 @@ gets
   and the fit (``candidate_NN.fgr``: r, Gobs, Gcalc, Gdiff);
 * fit plots ``fit_NN.png`` of the best candidates and ``latent_map.png``.
 
-Several inputs also get a top-level ``summary.csv`` with the best
-candidate of each and a ``run.json`` of the whole run.  Everything is
-written to a temporary folder next to the output and moved into place at
-the end, so an error or an interruption never leaves half-written
-results behind.
+One input is written to a temporary folder next to the output and
+moved into place at the end, so an error or an interruption never leaves
+half-written results behind; an error stops the run.
+
+Several inputs run through :mod:`diffpy.deepstruc.batch`, one after
+another or on Dask.  Each input's subfolder is written to a temporary
+folder inside the output and renamed into place as soon as the input is
+done; its ``run.json`` is then marked complete.  An input that fails is
+recorded, with its error, in the top-level ``summary.csv`` and
+``run.json`` and the others go on; the exit status is then 1.  A second
+run into the same folder keeps the inputs whose results are complete
+(same input sha256, settings, model or library and package version) and
+redoes the others.  The output folder gets
+
+* ``summary.csv``: one row per input (:data:`SUMMARY_COLUMNS`): its
+  status and error, its best candidate, the type and size of the second
+  and third best, and the weight of the best candidate's type;
+* ``summary.png``: the best candidate's type, atom count and Rw of every
+  input, against the input order or a header value such as the
+  temperature (:func:`diffpy.deepstruc.batch.plot_series`);
+* ``run.json``: the run and a record of every input.
 """
 
 import csv
 import json
+import math
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
+from diffpy.deepstruc.batch import (
+    map_pdfs,
+    mine_many,
+    plot_series,
+    scheduler_client,
+    series_axis,
+)
 from diffpy.deepstruc.candidate import Candidate
 from diffpy.deepstruc.debye import DebyeParameters
 from diffpy.deepstruc.features import prior_input
@@ -66,9 +92,31 @@ CANDIDATE_COLUMNS = (
     "label",
     "element",
     "flags",
+    "type_weight",
+    "stacking",
+    "stacking_hc",
 )
-#: Columns of ``summary.csv``: the input, its subfolder, its best candidate.
-SUMMARY_COLUMNS = ("input", "folder", *CANDIDATE_COLUMNS)
+#: Columns of ``type_weights.csv``.
+TYPE_COLUMNS = ("type", "weight", "best_rw")
+#: Columns of ``summary.csv``: the input, its subfolder, whether it
+#: failed and why, its best candidate, the weight of the best candidate's
+#: type, its layer stacking ("kind sequence", empty when it has none),
+#: and the second and third best candidates as "type size, atoms, Rw".
+SUMMARY_COLUMNS = tuple(
+    dict.fromkeys(
+        (
+            "input",
+            "folder",
+            "status",
+            "error",
+            *CANDIDATE_COLUMNS,
+            "type_weight",
+            "stacking",
+            "second_best",
+            "third_best",
+        )
+    )
+)
 #: Structure files written for every candidate.
 STRUCTURE_SUFFIXES = (".xyz", ".cif")
 #: Number of candidates that get a fit plot.
@@ -103,6 +151,9 @@ def run_propose(
     snap: bool = True,
     fit_range: tuple[float, float] = FIT_RANGE,
     command: str | None = None,
+    scheduler: str | None = None,
+    client=None,
+    series_key: str | None = None,
 ) -> int:
     """Propose structures for PDF files and write the results to a folder.
 
@@ -113,9 +164,12 @@ def run_propose(
     output : str or os.PathLike
         The output folder.  One input writes into it directly; several
         inputs get one subfolder each (named after the file), and the
-        folder gets a ``summary.csv`` and a ``run.json`` of the whole run.
+        folder gets a ``summary.csv``, a ``summary.png`` and a
+        ``run.json`` of the whole run (see the module description).
     force : bool
-        Replace an existing, non-empty output folder.
+        Replace an existing, non-empty output folder; with several
+        inputs, redo the inputs whose results are complete instead of
+        keeping them.
     model, top, n_samples, seed, qmax, qmin, qdamp, element, search, snap
         Passed to :func:`diffpy.deepstruc.propose.propose_structures`.
     fit_range : tuple of float
@@ -123,19 +177,31 @@ def run_propose(
     command : str, optional
         The command line that asked for the run, recorded in
         ``run.json``; by default the Python call.
+    scheduler : str, optional
+        Run on Dask: ``"local:N"`` for N local worker processes or the
+        address of a running scheduler
+        (:func:`diffpy.deepstruc.batch.scheduler_client`).
+    client : ``distributed.Client``, optional
+        Run on this Dask client instead (not with ``scheduler``).
+    series_key : str, optional
+        Header key that orders the inputs in ``summary.png``
+        (:func:`diffpy.deepstruc.batch.series_axis`).
 
     Returns
     -------
     int
-        The exit status, 0.
+        The exit status: 0, or 1 when an input of several failed.
 
     Raises
     ------
     FileExistsError
         When ``output`` exists and is a file, or is a non-empty folder
-        and ``force`` is false.
+        and ``force`` is false (with several inputs: unless it holds the
+        results of such a run, which is then resumed).
     diffpy.deepstruc.pdfdata.PDFInputError
-        When an input is not a usable PDF; nothing is written then.
+        When the one input is not a usable PDF; nothing is written then.
+    diffpy.deepstruc.batch.SchedulerError
+        When Dask is missing or its scheduler cannot be reached.
     ValueError
         For bad arguments, or when ``force`` would delete an input file.
     """
@@ -154,13 +220,18 @@ def run_propose(
         "qdamp": qdamp,
     }
 
-    def solve(pdf):
-        return propose_structures(
-            pdf,
+    def stream(paths, client):
+        return map_pdfs(
+            propose_structures,
+            paths,
+            client=client,
             model=model,
             n_samples=n_samples,
             top=top,
             seed=seed,
+            qmax=qmax,
+            qmin=qmin,
+            qdamp=qdamp,
             element=element,
             search=search,
             snap=snap,
@@ -173,10 +244,12 @@ def run_propose(
         output,
         force=force,
         settings=settings,
-        solve=solve,
+        stream=stream,
         origin={"model": _model_record(net)},
         net=net,
         command=command,
+        dask=(scheduler, client),
+        series_key=series_key,
     )
 
 
@@ -193,6 +266,9 @@ def run_mine(
     element: str | None = None,
     fit_range: tuple[float, float] = FIT_RANGE,
     command: str | None = None,
+    scheduler: str | None = None,
+    client=None,
+    series_key: str | None = None,
 ) -> int:
     """Mine a cluster library for PDF files and write the results.
 
@@ -201,16 +277,20 @@ def run_mine(
 
     Parameters
     ----------
-    data, output, force, top, qmax, qmin, qdamp, element, fit_range, command
+    data, output, force, top, qmax, qmin, qdamp, element, fit_range
+        As for :func:`run_propose`.
+    command, scheduler, client, series_key
         As for :func:`run_propose`.
     library : str or os.PathLike
         ``"mmnp"``, ``"large"``, a folder of structure files or an ASE
-        database (:func:`diffpy.deepstruc.libraries.load_library`).
+        database (:func:`diffpy.deepstruc.libraries.load_library`).  On
+        Dask the built-in libraries are loaded by every worker, and a
+        folder or database is read here and sent to every worker once.
 
     Returns
     -------
     int
-        The exit status, 0.
+        The exit status: 0, or 1 when an input of several failed.
 
     Raises
     ------
@@ -218,9 +298,10 @@ def run_mine(
         As for :func:`run_propose`;
         :class:`~diffpy.deepstruc.libraries.LibraryError` (a ValueError)
         for an unusable library.
+    diffpy.deepstruc.batch.SchedulerError
+        As for :func:`run_propose`.
     """
-    from diffpy.deepstruc.libraries import load_library
-    from diffpy.deepstruc.mining import mine_library
+    from diffpy.deepstruc.libraries import LIBRARIES, load_library
 
     clusters = load_library(library)
     settings = {
@@ -233,11 +314,15 @@ def run_mine(
         "qdamp": qdamp,
     }
 
-    def solve(pdf):
-        return mine_library(
-            pdf,
-            library=clusters,
+    def stream(paths, client):
+        return mine_many(
+            paths,
+            client=client,
+            library=library if library in LIBRARIES else clusters,
             top=top,
+            qmax=qmax,
+            qmin=qmin,
+            qdamp=qdamp,
             element=element,
             fit_range=fit_range,
         )
@@ -249,28 +334,45 @@ def run_mine(
         output,
         force=force,
         settings=settings,
-        solve=solve,
+        stream=stream,
         origin=origin,
         net=None,
         command=command,
+        dask=(scheduler, client),
+        series_key=series_key,
     )
 
 
 def _run(
-    function, data, output, *, force, settings, solve, origin, net, command
+    function,
+    data,
+    output,
+    *,
+    force,
+    settings,
+    stream,
+    origin,
+    net,
+    command,
+    dask,
+    series_key,
 ) -> int:
-    """Solve every input with ``solve`` and write the results.
+    """Solve every input and write the results; return the exit status.
 
-    ``settings`` holds the keywords of the call (``qmax``, ``qmin`` and
-    ``qdamp`` among them), ``origin`` the model or library record of
-    ``run.json``, and ``net`` the model whose latent map is drawn (None
-    for no map).
+    ``stream(paths, client)`` gives a
+    :class:`~diffpy.deepstruc.batch.BatchResult` per path.  ``settings``
+    holds the keywords of the call (``qmax``, ``qmin`` and ``qdamp``
+    among them), ``origin`` the model or library record of ``run.json``,
+    ``net`` the model whose latent map is drawn (None for no map),
+    ``dask`` the ``(scheduler, client)`` to run on (:func:`_dask`) and
+    ``series_key`` the header key of the series plot.
     """
     paths = [Path(p) for p in data]
+    if not paths:
+        raise ValueError("Please give at least one PDF file.")
     output = Path(output)
-    _check_output(output, paths, force)
-    user_q = {key: settings[key] for key in ("qmax", "qmin", "qdamp")}
-    pdfs = [_validated(path, user_q) for path in paths]
+    if all(part is not None for part in dask):
+        raise ValueError("Please pass a scheduler or a client, not both.")
     run = {
         "command": command
         or f"diffpy.deepstruc.report.{function}("
@@ -281,51 +383,309 @@ def _run(
         "settings": settings,
         **origin,
     }
-    folders = _folder_names(paths) if len(paths) > 1 else [""]
+    user_q = {key: settings[key] for key in ("qmax", "qmin", "qdamp")}
+    context = {"run": run, "settings": settings, "user_q": user_q, "net": net}
+    if len(paths) > 1:
+        return _run_many(
+            paths,
+            output,
+            force=force,
+            origin=origin,
+            stream=stream,
+            dask=dask,
+            series_key=series_key,
+            **context,
+        )
+    (path,) = paths
+    _check_output(output, paths, force)
+    pdf = _validated(path, user_q)
+    with _dask(*dask) as client:
+        (result,) = stream(paths, client)
+    if not result.ok:
+        _show_warnings(result.warnings)
+        raise result.error
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=output.parent, prefix=".deepstruc-"))
     try:
         work = scratch / "output"
-        summary, records = [], []
-        for path, pdf, name in zip(paths, pdfs, folders):
-            folder = work / name
-            folder.mkdir(parents=True)
-            clock = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                candidates = solve(pdf)
-            solved = time.perf_counter()
-            _write_results(candidates, pdf, net, folder)
-            record = {
-                "input": _input_record(path, pdf, user_q),
-                "element": _element_record(
-                    settings["element"], pdf, candidates
-                ),
-                "folder": name,
-                "warnings": [str(w.message) for w in caught],
-                "n_candidates": len(candidates),
-                "timings_s": {
-                    "solve": round(solved - clock, 3),
-                    "write": round(time.perf_counter() - solved, 3),
-                },
-            }
-            _write_json(folder / "run.json", {**run, **record})
-            records.append(record)
-            print(_summary_text(record, candidates, output / name), flush=True)
-            for w in caught:
-                warnings.showwarning(
-                    w.message, w.category, w.filename, w.lineno
-                )
-            best = _row(candidates[0]) if candidates else {}
-            summary.append({"input": str(path), "folder": name, **best})
-        if len(paths) > 1:
-            _write_csv(work / "summary.csv", SUMMARY_COLUMNS, summary)
-            _write_json(work / "run.json", {**run, "inputs": records})
-            print(f"summary of all inputs: {output / 'summary.csv'}")
+        record = _write_input(work, "", path, pdf, result, **context)
+        print(_summary_text(record, result.candidates, output), flush=True)
+        _show_warnings(result.warnings)
         _move_into_place(work, output)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def _run_many(
+    paths: list[Path],
+    output: Path,
+    *,
+    force,
+    origin,
+    stream,
+    dask,
+    series_key,
+    **context,
+) -> int:
+    """Several inputs: each folder in place when done, resumable."""
+    _check_batch_output(output, paths, force)
+    names = _folder_names(paths)
+    run = context["run"]
+    records = [
+        None if force else _finished(output / name, path, run, origin)
+        for path, name in zip(paths, names)
+    ]
+    todo = [k for k, record in enumerate(records) if record is None]
+    with _dask(*dask) if todo else nullcontext() as client:
+        output.mkdir(parents=True, exist_ok=True)
+        for entry in output.iterdir():
+            if force or entry.name.startswith(".deepstruc-"):
+                _remove(entry)  # or left by a killed run
+        _write_json(output / "run.json", {**run, "status": "running"})
+        for path, name, record in zip(paths, names, records):
+            if record is not None:
+                print(f"{path}: complete results in {output / name}, kept")
+        results = stream([paths[k] for k in todo], client) if todo else []
+        for done, result in enumerate(results, 1):
+            k = todo[result.index]
+            print(f"[{done}/{len(todo)}]", end=" ")
+            records[k] = _finish_input(
+                output, names[k], paths[k], result, **context
+            )
+    rows = [
+        {column: r["summary"].get(column, "") for column in SUMMARY_COLUMNS}
+        for r in records
+    ]
+    _write_csv(output / "summary.csv", SUMMARY_COLUMNS, rows)
+    _write_series_plot(output / "summary.png", rows, records, series_key)
+    failed = [r for r in records if r["status"] == "failed"]
+    _write_json(
+        output / "run.json",
+        {
+            **run,
+            "status": "finished",
+            "finished": _now(),
+            "n_inputs": len(records),
+            "n_failed": len(failed),
+            "inputs": records,
+        },
+    )
+    print(f"summary of all inputs: {output / 'summary.csv'}")
+    if not failed:
+        return 0
+    print(
+        f"{len(failed)} of {len(records)} inputs failed: "
+        + ", ".join(r["input"]["path"] for r in failed)
+        + f" (errors in {output / 'summary.csv'})",
+        file=sys.stderr,
+    )
+    return 1
+
+
+@contextmanager
+def _dask(scheduler: str | None, client):
+    """The given client, one for ``scheduler``, or None (serial)."""
+    if scheduler is None:
+        yield client
+        return
+    with scheduler_client(scheduler) as made:
+        workers = len(made.nthreads())
+        print(f"Dask scheduler {made.scheduler.address}: {workers} workers")
+        yield made
+
+
+def _check_batch_output(output: Path, paths: list[Path], force: bool):
+    """Refuse an output that holds other things than a batch's results."""
+    if not force and (output / "run.json").is_file():
+        try:
+            previous = json.loads((output / "run.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            previous = None
+        if isinstance(previous, dict) and (
+            "status" in previous or "inputs" in previous
+        ):
+            return  # resumed
+    _check_output(output, paths, force)
+
+
+def _finished(folder: Path, path: Path, run: dict, origin: dict):
+    """The record of an input whose results in ``folder`` are complete.
+
+    Complete means marked so in the folder's ``run.json``, with the
+    input's sha256, the settings, the model or library and the package
+    version of this run; None otherwise.
+    """
+    try:
+        stored = json.loads((folder / "run.json").read_text("utf-8"))
+        digest = file_sha256(path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("complete") is not True:
+        return None
+    same = ("version", "settings", *origin)
+    if any(stored.get(key) != run[key] for key in same):
+        return None
+    source = stored.get("input")
+    if not isinstance(source, dict) or source.get("sha256") != digest:
+        return None
+    record = {k: v for k, v in stored.items() if k not in run}
+    del record["complete"]
+    record["summary"] = {**record.get("summary", {}), "input": str(path)}
+    return {**record, "kept": True}
+
+
+def _finish_input(output: Path, name: str, path: Path, result, **context):
+    """Write one input's folder, or record why it failed."""
+    error = result.error
+    if error is None:
+        scratch = Path(tempfile.mkdtemp(dir=output, prefix=".deepstruc-"))
+        try:
+            pdf = _validated(path, context["user_q"])
+            work = scratch / "output"
+            record = _write_input(work, name, path, pdf, result, **context)
+            _move_into_place(work, output / name)
+        except Exception as raised:  # recorded; the other inputs go on
+            error = raised
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if error is None:
+        print(
+            _summary_text(record, result.candidates, output / name),
+            flush=True,
+        )
+        _show_warnings(result.warnings)
+        return record
+    text = _error_text(error)
+    print(f"input: {path} failed", flush=True)
+    _show_warnings(result.warnings)
+    warnings.warn(f"{path} failed, the other inputs go on: {text}")
+    return {
+        "input": {
+            "path": str(path),
+            "header": _header(path, context["user_q"]),
+        },
+        "folder": name,
+        "status": "failed",
+        "error": text,
+        "warnings": [str(w.message) for w in result.warnings],
+        "summary": _summary_row(path, name, [], text),
+    }
+
+
+def _write_input(
+    work: Path, name: str, path: Path, pdf, result, *, run, settings, **rest
+) -> dict:
+    """Write the results of one input into ``work``; return its record."""
+    clock = time.perf_counter()
+    work.mkdir(parents=True)
+    candidates = result.candidates
+    _write_results(candidates, pdf, rest["net"], work)
+    record = {
+        "input": _input_record(path, pdf, rest["user_q"]),
+        "element": _element_record(settings["element"], pdf, candidates),
+        "folder": name,
+        "status": "ok",
+        "warnings": [str(w.message) for w in result.warnings],
+        "n_candidates": len(candidates),
+        "timings_s": {
+            "solve": round(result.seconds, 3),
+            "write": round(time.perf_counter() - clock, 3),
+        },
+        "summary": _summary_row(path, name, candidates),
+    }
+    _write_json(work / "run.json", {**run, **record, "complete": True})
+    return record
+
+
+def _summary_row(path: Path, name: str, candidates, error: str = "") -> dict:
+    """One line of ``summary.csv`` (:data:`SUMMARY_COLUMNS`)."""
+    row = dict.fromkeys(SUMMARY_COLUMNS, "")
+    row.update(
+        input=str(path),
+        folder=name,
+        status="failed" if error else "ok",
+        error=error,
+    )
+    if not candidates:
+        return row
+    best = candidates[0]
+    given = _row(best)
+    row.update((k, v) for k, v in given.items() if k in row)
+    weights = getattr(best, "type_weights", None)
+    if "type_weight" not in given and weights is not None:
+        weight = weights.get(best.nearest_reference.type, 0.0)
+        row["type_weight"] = f"{weight:.4g}"
+    if "stacking" not in given:
+        row["stacking"] = _stacking_text(getattr(best, "stacking", None))
+    for column, other in zip(("second_best", "third_best"), candidates[1:3]):
+        nearest = other.nearest_reference
+        size = "-".join(str(s) for s in nearest.size)
+        row[column] = (
+            f"{nearest.type} {size}, {other.n_atoms} atoms, Rw {other.rw:.4g}"
+        )
+    return row
+
+
+def _stacking_text(stacking) -> str:
+    """A stacking as its kind and layer sequence, empty for None."""
+    if stacking is None:
+        return ""
+    parts = [getattr(stacking, name, "") for name in ("kind", "abc")]
+    return " ".join(str(p) for p in parts if p) or str(stacking)
+
+
+def _error_text(error: BaseException) -> str:
+    """The type and message of an input's error, for the summary."""
+    return f"{type(error).__name__}: {error}"
+
+
+def _header(path: Path, user_q: dict) -> dict | None:
+    """The numbers of a PDF file's header, or None if it cannot be read."""
+    try:
+        return _numbers(_validated(path, user_q).metadata)
+    except (PDFInputError, OSError):
+        return None
+
+
+def _numbers(metadata: dict) -> dict:
+    """The finite numbers of a header, which ``run.json`` can hold."""
+    return {
+        str(key): value
+        for key, value in metadata.items()
+        if isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    }
+
+
+def _write_series_plot(path: Path, rows, records, key) -> None:
+    """``summary.png``: the inputs against a header value or in order."""
+    from diffpy.deepstruc.plotting import save
+
+    headers = [record["input"].get("header") for record in records]
+    axis = series_axis(headers, key)
+    if axis is None and key is not None:
+        warnings.warn(
+            f"Not every input's header has a number under {key!r}; "
+            f"{path.name} shows the inputs in the given order."
+        )
+    x, label = (None, None) if axis is None else (axis[1], axis[0])
+    save(plot_series(rows, x, label), path)
+
+
+def _show_warnings(caught) -> None:
+    """Show the warnings that an input's task raised."""
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _remove(entry: Path) -> None:
+    """Delete a file or a folder."""
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry)
+    else:
+        entry.unlink()
 
 
 def _now() -> str:
@@ -348,6 +708,7 @@ def _input_record(path: Path, pdf: PDFData, user_q: dict) -> dict:
         "sha256": file_sha256(path),
         "r_range": [pdf.rmin, pdf.rmax],
         "n_points": len(pdf.r),
+        "header": _numbers(pdf.metadata),
     }
     for key, given in user_q.items():
         if given is not None:
@@ -385,10 +746,27 @@ def _write_results(
 
     The latent map is drawn for the model ``net``, not at all for None.
     """
-    from diffpy.deepstruc.plotting import plot_fit, plot_latent_map, save
+    from diffpy.deepstruc.plotting import (
+        plot_fit,
+        plot_latent_map,
+        plot_type_weights,
+        save,
+    )
 
     rows = [_row(c) for c in candidates]
     _write_csv(folder / "candidates.csv", CANDIDATE_COLUMNS, rows)
+    if candidates and candidates[0].type_weights:
+        best = candidates[0]
+        rows = [
+            {
+                "type": name,
+                "weight": f"{weight:.4g}",
+                "best_rw": f"{best.type_rw[name]:.6g}",
+            }
+            for name, weight in best.type_weights.items()
+        ]
+        _write_csv(folder / "type_weights.csv", TYPE_COLUMNS, rows)
+        save(plot_type_weights(best), folder / "type_weights.png")
     for candidate in candidates:
         stem = folder / f"candidate_{candidate.rank:02d}"
         for suffix in STRUCTURE_SUFFIXES:
@@ -458,6 +836,7 @@ def _folder_names(paths: list[Path]) -> list[str]:
 def _row(candidate: Candidate) -> dict:
     """One line of ``candidates.csv``."""
     nearest = candidate.nearest_reference
+    stacking = candidate.stacking
     return {
         "rank": candidate.rank,
         "rw": f"{candidate.rw:.6g}",
@@ -475,6 +854,13 @@ def _row(candidate: Candidate) -> dict:
         "label": candidate.label,
         "element": candidate.element,
         "flags": ";".join(candidate.flags),
+        "type_weight": (
+            f"{candidate.type_weights.get(nearest.type, 0.0):.4g}"
+            if candidate.type_weights
+            else ""
+        ),
+        "stacking": stacking.abc if stacking else "",
+        "stacking_hc": stacking.hc if stacking else "",
     }
 
 
@@ -517,6 +903,12 @@ def _summary_text(
         "structure: the library entry of a library candidate, else "
         "'~' and the nearest library geometry",
     ]
+    if candidates and candidates[0].type_weights:
+        weights = candidates[0].type_weights.items()
+        lines += [
+            "type weights: "
+            + ", ".join(f"{name} {w:.2f}" for name, w in weights if w >= 0.01)
+        ]
     lines += ["", f"results in {folder}{os.sep}", ""]
     return "\n".join(lines)
 
