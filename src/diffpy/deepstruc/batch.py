@@ -82,13 +82,16 @@ MIN_CHUNK_CLUSTERS = 1024
 #: Header keys that may order a series of inputs (:func:`series_axis`),
 #: in order of preference; case is ignored.
 SERIES_KEYS = ("temperature", "temp", "T")
-#: Dask sets ``MALLOC_TRIM_THRESHOLD_`` in its worker processes, which
-#: makes glibc map every large array afresh; ``propose`` then runs 1.6
-#: times slower (0.98 s against 1.56 s per PDF on one thread, measured).
-#: Local clusters start their workers without it (None unsets it).
-WORKER_MALLOC_SETTING = (
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
-)
+#: Dask settings of the workers of local clusters.  Dask sets
+#: ``MALLOC_TRIM_THRESHOLD_`` in its worker processes, which makes glibc
+#: map every large array afresh: ``propose`` then runs 1.6 times slower
+#: (1.56 s against 0.98 s per PDF on one thread, measured); None unsets
+#: it.  Its statistical profiler samples the running task every 10 ms,
+#: which cost another 11 % (1.11 s against 0.99 s).
+LOCAL_WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+}
 #: The series plot names the inputs on its axis up to this many.
 MAX_TICK_LABELS = 30
 
@@ -353,7 +356,7 @@ def scheduler_client(scheduler: str):
         import dask
 
         with (
-            dask.config.set({WORKER_MALLOC_SETTING: None}),
+            dask.config.set(LOCAL_WORKER_CONFIG),
             LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True
             ) as cluster,
