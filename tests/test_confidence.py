@@ -145,3 +145,23 @@ def test_outputs_hold_the_weights(tmp_path):
 def test_shipped_temperature_is_the_calibrated_one():
     fitted = json.loads(CALIBRATION.read_text())["temperature"]
     assert TEMPERATURE == float(f"{fitted:.2g}")
+
+
+def test_noise_given_on_the_command_line(tmp_path, capsys):
+    from diffpy.deepstruc.cli import main
+    from diffpy.deepstruc.report import example_pdf
+
+    out = tmp_path / "mined"
+    args = ["mine", str(example_pdf()), "-o", str(out), "--top", "2"]
+    assert main([*args, "--noise", "0.5"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["noise"] == 0.5
+    with open(out / "type_weights.csv", newline="") as f:
+        loud = max(float(row["weight"]) for row in csv.DictReader(f))
+    quiet = mine_library(example_pdf(), top=2)[0].type_weights
+    assert loud < max(quiet.values())
+    capsys.readouterr()
+    assert main([*args[:3], str(tmp_path / "bad"), "--noise", "-1"]) == 1
+    assert "noise" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="noise"):
+        propose_structures(example_pdf(), noise=float("nan"))

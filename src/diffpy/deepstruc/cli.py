@@ -221,6 +221,7 @@ def _propose(args) -> int:
         search=not args.no_search,
         snap=not args.no_snap,
         fit_range=(args.rmin, args.rmax),
+        noise=args.noise,
         command=args.command_line,
         scheduler=args.scheduler,
         series_key=args.series_key,
@@ -241,6 +242,7 @@ def _mine(args) -> int:
         qdamp=args.qdamp,
         element=args.element,
         fit_range=(args.rmin, args.rmax),
+        noise=args.noise,
         command=args.command_line,
         scheduler=args.scheduler,
         series_key=args.series_key,
@@ -320,6 +322,13 @@ def _add_fit_options(parser, *, example: bool = False) -> None:
     )
     parser.add_argument(
         "--rmax", type=float, default=FIT_RANGE[1], help="fit up to r in Å"
+    )
+    parser.add_argument(
+        "--noise",
+        type=float,
+        help="standard deviation of the noise of G in Å⁻², for the type "
+        "weights (default: estimated from the fit residual beyond the "
+        "particle)",
     )
 
 

@@ -155,6 +155,15 @@ def best_rw_by_type(types, rw) -> dict[str, float]:
     return best
 
 
+def check_noise(noise: float | None) -> None:
+    """Raise ValueError unless ``noise`` is None or finite and positive."""
+    if noise is not None and not (noise > 0 and math.isfinite(noise)):
+        raise ValueError(
+            "Please give the noise as the standard deviation of G, a "
+            f"finite number > 0 (got noise={noise})."
+        )
+
+
 def weigh_types(
     candidates: list,
     type_rw: dict[str, float],

@@ -48,7 +48,11 @@ import numpy as np
 from scipy.spatial.distance import pdist
 
 from diffpy.deepstruc.candidate import Candidate
-from diffpy.deepstruc.confidence import best_rw_by_type, weigh_types
+from diffpy.deepstruc.confidence import (
+    best_rw_by_type,
+    check_noise,
+    weigh_types,
+)
 from diffpy.deepstruc.debye import (
     DebyeParameters,
     PairHistogram,
@@ -491,6 +495,7 @@ def mine_library(
     """
     if top < 1:
         raise ValueError(f"Please give top >= 1 (got top={top}).")
+    check_noise(noise)
     pdf = load_pdf(gr, qmax=qmax, qdamp=qdamp, qmin=qmin)
     symbol = element_of(pdf, element)
     library = load_library(library)

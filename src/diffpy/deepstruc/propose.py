@@ -47,7 +47,11 @@ from typing import NamedTuple
 import numpy as np
 
 from diffpy.deepstruc.candidate import Candidate
-from diffpy.deepstruc.confidence import best_rw_by_type, weigh_types
+from diffpy.deepstruc.confidence import (
+    best_rw_by_type,
+    check_noise,
+    weigh_types,
+)
 from diffpy.deepstruc.debye import simulate_pdfs
 from diffpy.deepstruc.features import U_GRID, prior_input
 from diffpy.deepstruc.fitting import (
@@ -304,6 +308,7 @@ def propose_structures(
             "Please give n_samples >= 0 and top >= 1 "
             f"(got n_samples={n_samples}, top={top})."
         )
+    check_noise(noise)
     pdf = load_pdf(gr, qmax=qmax, qdamp=qdamp, qmin=qmin)
     label = element_of(pdf, element)
     net = load_model(model)

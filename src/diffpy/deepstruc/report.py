@@ -99,23 +99,16 @@ CANDIDATE_COLUMNS = (
 #: Columns of ``type_weights.csv``.
 TYPE_COLUMNS = ("type", "weight", "best_rw")
 #: Columns of ``summary.csv``: the input, its subfolder, whether it
-#: failed and why, its best candidate, the weight of the best candidate's
-#: type, its layer stacking ("kind sequence", empty when it has none),
-#: and the second and third best candidates as "type size, atoms, Rw".
-SUMMARY_COLUMNS = tuple(
-    dict.fromkeys(
-        (
-            "input",
-            "folder",
-            "status",
-            "error",
-            *CANDIDATE_COLUMNS,
-            "type_weight",
-            "stacking",
-            "second_best",
-            "third_best",
-        )
-    )
+#: failed and why, the columns of ``candidates.csv`` for its best
+#: candidate, and the second and third best as "type size, atoms, Rw".
+SUMMARY_COLUMNS = (
+    "input",
+    "folder",
+    "status",
+    "error",
+    *CANDIDATE_COLUMNS,
+    "second_best",
+    "third_best",
 )
 #: Structure files written for every candidate.
 STRUCTURE_SUFFIXES = (".xyz", ".cif")
@@ -150,6 +143,7 @@ def run_propose(
     search: bool = True,
     snap: bool = True,
     fit_range: tuple[float, float] = FIT_RANGE,
+    noise: float | None = None,
     command: str | None = None,
     scheduler: str | None = None,
     client=None,
@@ -174,6 +168,9 @@ def run_propose(
         Passed to :func:`diffpy.deepstruc.propose.propose_structures`.
     fit_range : tuple of float
         r range (Å) of the fits.
+    noise : float, optional
+        Standard deviation of the noise of G, for the type weights; by
+        default estimated from the data.
     command : str, optional
         The command line that asked for the run, recorded in
         ``run.json``; by default the Python call.
@@ -214,6 +211,7 @@ def run_propose(
         "search": search,
         "snap": snap,
         "fit_range": list(fit_range),
+        "noise": noise,
         "element": element,
         "qmax": qmax,
         "qmin": qmin,
@@ -236,6 +234,7 @@ def run_propose(
             search=search,
             snap=snap,
             fit_range=fit_range,
+            noise=noise,
         )
 
     return _run(
@@ -265,6 +264,7 @@ def run_mine(
     qdamp: float | None = None,
     element: str | None = None,
     fit_range: tuple[float, float] = FIT_RANGE,
+    noise: float | None = None,
     command: str | None = None,
     scheduler: str | None = None,
     client=None,
@@ -277,7 +277,7 @@ def run_mine(
 
     Parameters
     ----------
-    data, output, force, top, qmax, qmin, qdamp, element, fit_range
+    data, output, force, top, qmax, qmin, qdamp, element, fit_range, noise
         As for :func:`run_propose`.
     command, scheduler, client, series_key
         As for :func:`run_propose`.
@@ -308,6 +308,7 @@ def run_mine(
         "library": str(library),
         "top": top,
         "fit_range": list(fit_range),
+        "noise": noise,
         "element": element,
         "qmax": qmax,
         "qmin": qmin,
@@ -325,6 +326,7 @@ def run_mine(
             qdamp=qdamp,
             element=element,
             fit_range=fit_range,
+            noise=noise,
         )
 
     origin = {"library": {"name": str(library), "n_clusters": len(clusters)}}
@@ -609,15 +611,7 @@ def _summary_row(path: Path, name: str, candidates, error: str = "") -> dict:
     )
     if not candidates:
         return row
-    best = candidates[0]
-    given = _row(best)
-    row.update((k, v) for k, v in given.items() if k in row)
-    weights = getattr(best, "type_weights", None)
-    if "type_weight" not in given and weights is not None:
-        weight = weights.get(best.nearest_reference.type, 0.0)
-        row["type_weight"] = f"{weight:.4g}"
-    if "stacking" not in given:
-        row["stacking"] = _stacking_text(getattr(best, "stacking", None))
+    row.update(_row(candidates[0]))
     for column, other in zip(("second_best", "third_best"), candidates[1:3]):
         nearest = other.nearest_reference
         size = "-".join(str(s) for s in nearest.size)
@@ -625,14 +619,6 @@ def _summary_row(path: Path, name: str, candidates, error: str = "") -> dict:
             f"{nearest.type} {size}, {other.n_atoms} atoms, Rw {other.rw:.4g}"
         )
     return row
-
-
-def _stacking_text(stacking) -> str:
-    """A stacking as its kind and layer sequence, empty for None."""
-    if stacking is None:
-        return ""
-    parts = [getattr(stacking, name, "") for name in ("kind", "abc")]
-    return " ".join(str(p) for p in parts if p) or str(stacking)
 
 
 def _error_text(error: BaseException) -> str:
