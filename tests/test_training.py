@@ -48,6 +48,7 @@ from training.train import (  # noqa: E402
     learning_rate,
     load_config,
     polish_decoder,
+    train,
 )
 
 CONFIG_PATH = REPO_ROOT / "training" / "configs" / "mmnp.yaml"
@@ -718,3 +719,30 @@ def test_evaluate_runs_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "random split: 1 PDFs" in printed
     assert "strain -0.05 count: propose=" in printed
+
+
+def test_stacking_model_trains_and_exports_with_its_classes(
+    tmp_path, monkeypatch
+):
+    # a tiny run on 40 stacking clusters, one epoch and one polishing
+    # epoch, exported: the metadata names the stacking classes
+    from training import dataset
+    from training.export import export
+
+    monkeypatch.setattr(dataset, "CACHE_DIR", tmp_path / "cache")
+    config = load_config(REPO_ROOT / "training" / "configs" / "stacking.yaml")
+    config["out_dir"] = str(tmp_path / "run")
+    config["data"].update(subset=40, n_augment=1)
+    config["train"].update(
+        epochs=1, polish_epochs=1, validate_every=1, checkpoint_every=1
+    )
+    train(config)
+    out = export(config, out_dir=tmp_path / "model")
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["types"] == ["fcc", "hcp", "faulted"]
+    assert set(metadata["latent_map"]["type"]) <= set(metadata["types"])
+    assert {p.name for p in out.glob("*.onnx")} == {
+        "encoder.onnx",
+        "prior.onnx",
+        "decoder.onnx",
+    }

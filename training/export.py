@@ -26,6 +26,7 @@ from diffpy.deepstruc.clusters import CLUSTER_TYPES
 from diffpy.deepstruc.debye import DebyeParameters
 from diffpy.deepstruc.features import FIRST_PEAK_FRACTION, U_GRID
 from diffpy.deepstruc.pdfdata import MODEL_R_GRID
+from training.dataset import DATA_SETS
 from training.model import GraphEncoder
 from training.train import build_model, load_config, prepare
 
@@ -145,8 +146,11 @@ def onnx_parity(model, paths, features, xyz, mask, cutoff) -> float:
 
 
 @torch.no_grad()
-def latent_map(model, tensors, data, idx):
-    """Posterior means of the clusters ``idx`` with their labels."""
+def latent_map(model, tensors, data, idx, types=CLUSTER_TYPES):
+    """Posterior means of the clusters ``idx`` with their labels.
+
+    ``types`` names the classes of ``data["type_index"]``.
+    """
     encoder = GraphEncoder(model.encoder).eval()
     mean, _ = encoder(
         tensors["xyz"][idx],
@@ -157,7 +161,7 @@ def latent_map(model, tensors, data, idx):
     return {
         "z": np.round(mean.numpy(), 5).tolist(),
         "id": data["ids"][idx].tolist(),
-        "type": [CLUSTER_TYPES[t] for t in data["type_index"][idx]],
+        "type": [types[t] for t in data["type_index"][idx]],
         "n_atoms": data["n_atoms"][idx].tolist(),
         "shape_id": data["shape_id"][idx].tolist(),
     }
@@ -182,6 +186,7 @@ def export(config, checkpoint=None, out_dir=None) -> Path:
     state = torch.load(checkpoint, weights_only=False, map_location="cpu")
     config = {**state["config"], "name": config["name"]}
     data, tensors, split = prepare(config)
+    types = DATA_SETS[config["data"].get("set", "mmnp")]
     n_pdf = tensors["features"].shape[-1]
     model = build_model(config, n_pdf)
     model.load_state_dict(state["model"])
@@ -235,13 +240,13 @@ def export(config, checkpoint=None, out_dir=None) -> Path:
             "occupancy": "an atom slot is occupied when its logit > 0",
         },
         "latent_dim": config["model"]["latent_dim"],
-        "types": list(CLUSTER_TYPES),
+        "types": list(types),
         "split": {
             "mode": config["split"],
             "seed": config["seed"],
             **{k: data["ids"][v].tolist() for k, v in split.items()},
         },
-        "latent_map": latent_map(model, tensors, data, split["train"]),
+        "latent_map": latent_map(model, tensors, data, split["train"], types),
         "training": {
             "config": config,
             "epochs": state["epoch"],

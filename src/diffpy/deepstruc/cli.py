@@ -6,7 +6,7 @@ Subcommands::
     deepstruc example [-o OUTDIR]                        # bundled Pt PDF
     deepstruc mine DATA.gr [...] -o OUTDIR [--library L] # fit a library
     deepstruc simulate CLUSTER.xyz -o OUT.gr             # Debye PDF
-    deepstruc library [--type fcc] [-o library.csv]      # cluster library
+    deepstruc library [--type fcc | --set stacking] [-o library.csv]
 
 ``propose`` and ``mine`` take many inputs: files, shell patterns that
 the shell left alone (``'data/*.gr'``) and ``--files-from LIST``; with
