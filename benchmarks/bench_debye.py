@@ -3,7 +3,9 @@
 Run as ``python benchmarks/bench_debye.py``.  It prints the time of one
 G(r) of a 201-atom cluster on the default grid, the batch rate of
 `simulate_pdfs`, the cost of `PairHistogram.pdf` for a crystalline and a
-blurred cluster, and the speed-up over diffpy.srreal when it is installed.
+blurred cluster, the rates of `IncrementalPDF` (atom moves, G(r) after
+each, a fresh 201-atom and 1925-atom blurred cluster), and the speed-up
+over diffpy.srreal when it is installed.
 """
 
 import os
@@ -19,6 +21,7 @@ from ase.cluster import FaceCenteredCubic, Octahedron  # noqa: E402
 
 from diffpy.deepstruc.debye import (  # noqa: E402
     DebyeParameters,
+    IncrementalPDF,
     PairHistogram,
     r_grid,
     simulate_pdf,
@@ -54,6 +57,39 @@ def batch_clusters(n, rng):
     ]
 
 
+def incremental(blurred, r, params, rng) -> None:
+    """Print the rates of IncrementalPDF on a blurred cluster."""
+    calc = IncrementalPDF(blurred, r, params)
+    steps = rng.normal(0, 0.05, (2000, 3))
+    n = calc.n_atoms
+
+    def moves(with_pdf):
+        start = time.perf_counter()
+        for k, step in enumerate(steps):
+            calc.move(k % n, calc.xyz[k % n] + step)
+            if with_pdf:
+                calc.pdf()
+        return len(steps) / (time.perf_counter() - start)
+
+    print(
+        f"IncrementalPDF, {n} atoms: {moves(False):.0f} moves/s, "
+        f"{moves(True):.0f} moves/s with G(r) after each, G(r) alone "
+        f"{median_time(calc.pdf) * 1e3:.2f} ms"
+    )
+    seconds = median_time(lambda: IncrementalPDF(blurred, r, params).pdf())
+    print(
+        f"IncrementalPDF, fresh {n}-atom cluster and G(r): "
+        f"{seconds * 1e3:.2f} ms"
+    )
+    big = Octahedron("Pt", 15, cutoff=5).get_positions()
+    big = big + rng.normal(0, 0.1, big.shape)
+    seconds = median_time(lambda: IncrementalPDF(big, r, params).pdf(), 3)
+    print(
+        f"IncrementalPDF, fresh {len(big)}-atom cluster and G(r): "
+        f"{seconds * 1e3:.0f} ms"
+    )
+
+
 def main():
     rng = np.random.default_rng(0)
     params = DebyeParameters()
@@ -76,6 +112,8 @@ def main():
             f"PairHistogram.pdf, {name} ({pairs.distances.size} distances):"
             f" {seconds * 1e3:.2f} ms"
         )
+
+    incremental(blurred, r, params, rng)
 
     clusters = batch_clusters(1000, rng)
     mean_atoms = np.mean([len(c) for c in clusters])

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from diffpy.deepstruc import debye
 from diffpy.deepstruc.debye import (
     DebyeParameters,
+    IncrementalPDF,
     PairHistogram,
     cluster_xyz,
     pair_distances,
@@ -333,3 +334,75 @@ def test_srreal_backend(reference_dir):
 def test_srreal_backend_missing():
     with pytest.raises(ImportError, match="conda"):
         simulate_pdf([[0, 0, 0], [0, 0, 2.5]], backend="srreal")
+
+
+# ------------------------------------------------------- incremental PDF
+def _blurred_octahedron(seed=0):
+    from ase.cluster import Octahedron
+
+    rng = np.random.default_rng(seed)
+    xyz = Octahedron("Pt", 5, cutoff=1).get_positions()
+    return xyz + rng.normal(0.0, 0.05, xyz.shape), rng
+
+
+INCREMENTAL_R = np.arange(150, 3000) / 100
+INCREMENTAL_PARAMS = DebyeParameters(qmax=24.0, qdamp=0.03)
+
+
+def test_incremental_pdf_equals_the_pair_histogram():
+    from ase.cluster import Octahedron
+
+    crystal = Octahedron("Pt", 5, cutoff=1).get_positions()
+    blurred, _ = _blurred_octahedron()
+    for xyz, tolerance in ((crystal, 1e-4), (blurred, 1e-7)):
+        expected = PairHistogram.from_cluster(xyz).pdf(
+            INCREMENTAL_R, INCREMENTAL_PARAMS
+        )
+        got = IncrementalPDF(xyz, INCREMENTAL_R, INCREMENTAL_PARAMS).pdf()
+        assert (
+            np.abs(got - expected).max() < tolerance * np.abs(expected).max()
+        )
+
+
+def test_incremental_changes_equal_a_fresh_calculation():
+    xyz, rng = _blurred_octahedron()
+    calc = IncrementalPDF(xyz, INCREMENTAL_R, INCREMENTAL_PARAMS, uiso=0.004)
+    for k in range(60):
+        step = rng.integers(3)
+        if step == 0:
+            calc.add(calc.xyz[k % calc.n_atoms] + rng.normal(0, 1.5, 3))
+        elif step == 1:
+            calc.remove(int(rng.integers(calc.n_atoms)))
+        else:
+            index = int(rng.integers(calc.n_atoms))
+            calc.move(index, calc.xyz[index] + rng.normal(0, 0.3, 3))
+    fresh = IncrementalPDF(
+        calc.xyz, INCREMENTAL_R, INCREMENTAL_PARAMS, uiso=0.004
+    )
+    assert np.allclose(calc.pdf(), fresh.pdf(), rtol=0, atol=1e-10)
+
+
+def test_incremental_add_then_remove_restores_g():
+    xyz, _ = _blurred_octahedron()
+    calc = IncrementalPDF(xyz, INCREMENTAL_R, INCREMENTAL_PARAMS)
+    before = calc.pdf()
+    calc.add([0.3, 0.2, 9.0])
+    assert not np.allclose(calc.pdf(), before)
+    assert np.allclose(calc.remove(-1), [0.3, 0.2, 9.0])
+    assert np.allclose(calc.pdf(), before, rtol=0, atol=1e-12)
+    assert calc.n_atoms == len(xyz)
+
+
+def test_incremental_refuses_bad_changes():
+    xyz, _ = _blurred_octahedron()
+    calc = IncrementalPDF(xyz[:2], INCREMENTAL_R, INCREMENTAL_PARAMS)
+    with pytest.raises(IndexError, match="2 atoms"):
+        calc.remove(5)
+    with pytest.raises(ValueError, match="three finite"):
+        calc.add([0.0, np.nan, 1.0])
+    with pytest.raises(ValueError, match="three finite"):
+        calc.move(0, [1.0, 2.0])
+    calc.remove(0)
+    calc.remove(0)
+    with pytest.raises(ValueError, match="no atoms"):
+        calc.pdf()

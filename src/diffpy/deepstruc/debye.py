@@ -32,6 +32,7 @@ import numpy as np
 
 __all__ = [
     "DebyeParameters",
+    "IncrementalPDF",
     "PairHistogram",
     "cluster_xyz",
     "pair_distances",
@@ -300,13 +301,20 @@ def _spread(d, weights, rows, n_rows: int, lo: int, hi: int) -> np.ndarray:
 
     Node ``b`` sits at ``(b + 1/2) _NODE_STEP``, never at zero.  Each
     distance spreads its weight over the four nearest nodes with cubic
-    B-spline weights; the histogram is then spline prefiltered, so that
-    its product with `_kernel` at the nodes equals the sum of the kernel
-    over the distances up to the cubic-spline interpolation error (the
-    prefilter is symmetric away from the ``_NODE_MARGIN`` empty nodes).
+    B-spline weights (`_bspline_counts`); the histogram is then spline
+    prefiltered, so that its product with `_kernel` at the nodes equals
+    the sum of the kernel over the distances up to the cubic-spline
+    interpolation error (the prefilter is symmetric away from the
+    ``_NODE_MARGIN`` empty nodes).
     """
     from scipy.ndimage import spline_filter1d
 
+    hist = _bspline_counts(d, weights, rows, n_rows, lo, hi)
+    return spline_filter1d(hist.reshape(n_rows, hi - lo), axis=-1)
+
+
+def _bspline_counts(d, weights, rows, n_rows: int, lo: int, hi: int):
+    """Return the flat (n_rows (hi - lo),) B-spline histogram of d."""
     size = hi - lo
     x = d / _NODE_STEP - 0.5
     base = np.floor(x)
@@ -322,7 +330,7 @@ def _spread(d, weights, rows, n_rows: int, lo: int, hi: int) -> np.ndarray:
     hist = np.zeros(n_rows * size)
     for shift, w in enumerate((w0, w1, w2, w3), start=-1):
         hist += np.bincount(index + shift, weights=w, minlength=hist.size)
-    return spline_filter1d(hist.reshape(n_rows, size), axis=-1)
+    return hist
 
 
 def _nodes(lo: int, hi: int) -> np.ndarray:
@@ -468,6 +476,130 @@ class PairHistogram:
         weights = self.counts[keep] * (2 / self.n_atoms)
         f = _pair_sums(d, weights, rows, 1, grid, uiso, params.delta2)
         return _pdf_from_f(f[0], grid, r, params.qdamp)
+
+
+class IncrementalPDF:
+    """G(r) of a cluster that changes one atom at a time.
+
+    For searches over atom sites: the pair distances of the current
+    atoms are kept in the cubic B-spline histogram of `PairHistogram`'s
+    blurred-cluster path (unfiltered, in pair counts), which adding,
+    removing or moving one atom updates with its N - 1 distances, and
+    the Debye kernel of the histogram's nodes is computed once for the
+    fixed r grid, instrument parameters and Uiso.  `pdf` then costs a
+    spline prefilter, one matrix-vector product and one FFT, whatever
+    the number of atoms.  Pairs closer than ``sqrt(delta2)`` plus a few
+    nodes, which `PairHistogram` sums exactly, go through the histogram
+    too (atoms that close are not physical); pairs outside srreal's
+    pair range of the r grid are left out, as there.
+
+    Parameters
+    ----------
+    cluster : array_like, ase.Atoms or diffpy.structure.Structure
+        The starting cluster (`cluster_xyz`), coordinates in Å.
+    r : array_like
+        Output r values in Å, as for `PairHistogram.pdf`.
+    params : DebyeParameters, optional
+        Calculation settings, the defaults when None.
+    uiso : float, optional
+        Isotropic Uiso in Å^2, overriding ``params.uiso``.
+    """
+
+    def __init__(
+        self,
+        cluster,
+        r,
+        params: DebyeParameters | None = None,
+        uiso: float | None = None,
+    ):
+        self._params = params or DebyeParameters()
+        uiso = self._params.uiso if uiso is None else float(uiso)
+        _check_scalars(1.0, uiso)
+        self._r, rmin, rmax = _output_grid(r, self._params)
+        self._grid = _fourier_grid(self._params, uiso, rmin, rmax)
+        bounds = np.array([max(self._grid.dlo, _NODE_STEP), self._grid.dhi])
+        self._lo, self._hi = _node_range(bounds)
+        self._kernel = _kernel(
+            _nodes(self._lo, self._hi), self._grid, uiso, self._params.delta2
+        )
+        self._xyz = cluster_xyz(cluster).copy()
+        self._counts = self._pair_counts(pair_distances(self._xyz), +1)
+
+    @property
+    def xyz(self) -> np.ndarray:
+        """Copy of the ``(n_atoms, 3)`` coordinates in Å."""
+        return self._xyz.copy()
+
+    @property
+    def n_atoms(self) -> int:
+        """Number of atoms."""
+        return len(self._xyz)
+
+    def _pair_counts(self, d: np.ndarray, sign: int) -> np.ndarray:
+        """The histogram of the distances d in the pair range, times sign."""
+        d = d[(d >= self._grid.dlo) & (d <= self._grid.dhi) & (d > _SQRT_EPS)]
+        rows = np.zeros(d.size, dtype=np.intp)
+        weights = np.full(d.size, float(sign))
+        return _bspline_counts(d, weights, rows, 1, self._lo, self._hi)
+
+    def _update(self, position: np.ndarray, others: np.ndarray, sign: int):
+        """Add (+1) or remove (-1) the pairs of ``position`` with others."""
+        d = np.sqrt(((others - position) ** 2).sum(axis=1))
+        self._counts += self._pair_counts(d, sign)
+
+    def _position(self, position) -> np.ndarray:
+        position = np.asarray(position, dtype=float)
+        if position.shape != (3,) or not np.isfinite(position).all():
+            raise ValueError(
+                "Please give a position as three finite coordinates in Å."
+            )
+        return position
+
+    def _index(self, index: int) -> int:
+        if not -self.n_atoms <= index < self.n_atoms:
+            raise IndexError(
+                f"No atom {index}: the cluster has {self.n_atoms} atoms."
+            )
+        return index % self.n_atoms
+
+    def add(self, position) -> None:
+        """Add an atom at ``position`` (Å) as the last one."""
+        position = self._position(position)
+        self._update(position, self._xyz, +1)
+        self._xyz = np.vstack([self._xyz, position])
+
+    def remove(self, index: int) -> np.ndarray:
+        """Remove atom ``index``; return its position (Å)."""
+        index = self._index(index)
+        position = self._xyz[index]
+        self._xyz = np.delete(self._xyz, index, axis=0)
+        self._update(position, self._xyz, -1)
+        return position
+
+    def move(self, index: int, position) -> None:
+        """Move atom ``index`` to ``position`` (Å)."""
+        index = self._index(index)
+        position = self._position(position)
+        others = np.delete(self._xyz, index, axis=0)
+        self._update(self._xyz[index], others, -1)
+        self._update(position, others, +1)
+        self._xyz[index] = position
+
+    def pdf(self) -> np.ndarray:
+        """G(r) in 1/Å^2 of the current atoms on the r grid.
+
+        Raises
+        ------
+        ValueError
+            When the cluster has no atoms.
+        """
+        from scipy.ndimage import spline_filter1d
+
+        if self.n_atoms == 0:
+            raise ValueError("The cluster has no atoms; please add some.")
+        counts = spline_filter1d(self._counts)
+        f = (counts @ self._kernel) * (2 / self.n_atoms)
+        return _pdf_from_f(f, self._grid, self._r, self._params.qdamp)
 
 
 def simulate_pdf(
