@@ -50,7 +50,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -58,11 +58,9 @@ import numpy as np
 
 from diffpy.deepstruc import mining
 from diffpy.deepstruc.candidate import Candidate
-from diffpy.deepstruc.debye import DebyeParameters
-from diffpy.deepstruc.features import prior_input
 from diffpy.deepstruc.fitting import EXTRA_FITS
 from diffpy.deepstruc.libraries import LIBRARIES, Library, load_library
-from diffpy.deepstruc.pdfdata import instrument_parameters, load_pdf
+from diffpy.deepstruc.pdfdata import load_pdf
 from diffpy.deepstruc.propose import propose_structures
 
 #: How to get the optional Dask packages.
@@ -670,19 +668,8 @@ def _keep_from_chunk(source, start: int, stop: int, keywords: dict):
             qdamp=keywords["qdamp"],
             qmin=keywords["qmin"],
         )
-    params = instrument_parameters(pdf, asdict(DebyeParameters()))
-    low, high = keywords["fit_range"]
-    inside = (pdf.r >= low) & (pdf.r <= high)
-    _, d = prior_input(pdf.r, pdf.g)
-    screen = mining._Screen(pdf.r[inside], pdf.g[inside], params, d)
-    kernel = screen.kernel(mining.SCREEN_ZOOMS, mining.SCREEN_UISOS)
-    rw = np.vstack(
-        [
-            screen.rw(library, range(s, min(s + mining.BLOCK, stop)), kernel)
-            for s in range(start, stop, mining.BLOCK)
-        ]
-    )
-    least = mining._least_rw(rw, mining.SCREEN_ZOOMS, mining.SCREEN_UISOS)[0]
+    screen = mining._Screen(*mining.fit_data(pdf, keywords["fit_range"]))
+    rw, (least, *_) = mining.screened(screen, library, start, stop)
     quota = _keep_per_type(keywords["top"], len(library))
     counts: dict[str, int] = {}
     kept = []

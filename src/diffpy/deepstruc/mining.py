@@ -216,6 +216,53 @@ class _Screen:
         return np.sqrt(np.clip(1.0 - explained, 0.0, None))
 
 
+def screened(screen: _Screen, library: Library, start, stop, progress=None):
+    """Screen clusters ``start:stop`` of a library, block by block.
+
+    Returns
+    -------
+    rw : numpy.ndarray
+        ``(stop - start, n_settings)`` screening Rw on the grid of
+        :data:`SCREEN_ZOOMS` and :data:`SCREEN_UISOS`.
+    least : tuple
+        :func:`_least_rw` of ``rw``.
+    """
+    kernel = screen.kernel(SCREEN_ZOOMS, SCREEN_UISOS)
+    rw = np.empty((stop - start, len(SCREEN_ZOOMS) * len(SCREEN_UISOS)))
+    for low in range(start, stop, BLOCK):
+        high = min(low + BLOCK, stop)
+        rows = slice(low - start, high - start)
+        rw[rows] = screen.rw(library, range(low, high), kernel)
+        if progress is not None:
+            progress(high, stop)
+    return rw, _least_rw(rw, SCREEN_ZOOMS, SCREEN_UISOS)
+
+
+def fit_data(pdf, fit_range: tuple[float, float]):
+    """What mining fits a PDF with: ``r``, ``g``, parameters and d.
+
+    Parameters
+    ----------
+    pdf : PDFData
+        The loaded PDF.
+    fit_range : tuple of float
+        r range (Å) of the fits.
+
+    Returns
+    -------
+    r, g : numpy.ndarray
+        The data inside ``fit_range``.
+    params : DebyeParameters
+        The instrument parameters of the data, else the defaults.
+    d : float
+        Nearest-neighbour distance (Å) from the first peak.
+    """
+    params = instrument_parameters(pdf, asdict(DebyeParameters()))
+    inside = (pdf.r >= fit_range[0]) & (pdf.r <= fit_range[1])
+    _, d = prior_input(pdf.r, pdf.g)
+    return pdf.r[inside], pdf.g[inside], params, d
+
+
 def _least_rw(rw: np.ndarray, zooms, uisos):
     """Each cluster's screening Rw, zoom and Uiso between the grid points.
 
@@ -371,15 +418,10 @@ def fit_shapes(
     r = np.asarray(r, float)
     g = np.asarray(g, float)
     screen = _Screen(r, g, params, d)
-    kernel = screen.kernel(SCREEN_ZOOMS, SCREEN_UISOS)
     n = len(library)
-    rw = np.empty((n, len(SCREEN_ZOOMS) * len(SCREEN_UISOS)))
-    for start in range(0, n, BLOCK):
-        stop = min(start + BLOCK, n)
-        rw[start:stop] = screen.rw(library, range(start, stop), kernel)
-        if progress is not None:
-            progress(stop, n)
-    screen_rw, zooms, uisos, _ = _least_rw(rw, SCREEN_ZOOMS, SCREEN_UISOS)
+    rw, (screen_rw, zooms, uisos, _) = screened(
+        screen, library, 0, n, progress
+    )
     # equal estimates (zero for several) go by their best grid Rw
     order = np.lexsort((rw.min(1), screen_rw))
     if n > REFINE_MIN_CLUSTERS:
@@ -499,10 +541,7 @@ def mine_library(
     pdf = load_pdf(gr, qmax=qmax, qdamp=qdamp, qmin=qmin)
     symbol = element_of(pdf, element)
     library = load_library(library)
-    params = instrument_parameters(pdf, asdict(DebyeParameters()))
-    inside = (pdf.r >= fit_range[0]) & (pdf.r <= fit_range[1])
-    r, g = pdf.r[inside], pdf.g[inside]
-    _, d = prior_input(pdf.r, pdf.g)
+    r, g, params, d = fit_data(pdf, fit_range)
     mined = fit_shapes(
         library,
         r,

@@ -203,39 +203,25 @@ def run_propose(
         For bad arguments, or when ``force`` would delete an input file.
     """
     net = load_model(model)
-    settings = {
-        "model": str(model),
-        "n_samples": n_samples,
-        "top": top,
-        "seed": seed,
-        "search": search,
-        "snap": snap,
-        "fit_range": list(fit_range),
-        "noise": noise,
-        "element": element,
-        "qmax": qmax,
-        "qmin": qmin,
-        "qdamp": qdamp,
-    }
+    options = dict(
+        model=model,
+        n_samples=n_samples,
+        top=top,
+        seed=seed,
+        search=search,
+        snap=snap,
+        fit_range=fit_range,
+        noise=noise,
+        element=element,
+        qmax=qmax,
+        qmin=qmin,
+        qdamp=qdamp,
+    )
+    # as run.json records them
+    settings = {**options, "model": str(model), "fit_range": list(fit_range)}
 
     def stream(paths, client):
-        return map_pdfs(
-            propose_structures,
-            paths,
-            client=client,
-            model=model,
-            n_samples=n_samples,
-            top=top,
-            seed=seed,
-            qmax=qmax,
-            qmin=qmin,
-            qdamp=qdamp,
-            element=element,
-            search=search,
-            snap=snap,
-            fit_range=fit_range,
-            noise=noise,
-        )
+        return map_pdfs(propose_structures, paths, client=client, **options)
 
     return _run(
         "run_propose",
@@ -304,30 +290,25 @@ def run_mine(
     from diffpy.deepstruc.libraries import LIBRARIES, load_library
 
     clusters = load_library(library)
+    options = dict(
+        top=top,
+        fit_range=fit_range,
+        noise=noise,
+        element=element,
+        qmax=qmax,
+        qmin=qmin,
+        qdamp=qdamp,
+    )
     settings = {
         "library": str(library),
-        "top": top,
+        **options,
         "fit_range": list(fit_range),
-        "noise": noise,
-        "element": element,
-        "qmax": qmax,
-        "qmin": qmin,
-        "qdamp": qdamp,
     }
+    # a built-in library is named, so that each Dask worker loads its own
+    named = library if library in LIBRARIES else clusters
 
     def stream(paths, client):
-        return mine_many(
-            paths,
-            client=client,
-            library=library if library in LIBRARIES else clusters,
-            top=top,
-            qmax=qmax,
-            qmin=qmin,
-            qdamp=qdamp,
-            element=element,
-            fit_range=fit_range,
-            noise=noise,
-        )
+        return mine_many(paths, client=client, library=named, **options)
 
     origin = {"library": {"name": str(library), "n_clusters": len(clusters)}}
     return _run(
