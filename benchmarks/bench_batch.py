@@ -29,22 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import cpu_counts
+
 #: Thread settings that Dask's workers get, used here too.
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
 )
-
-
-def cpu_counts() -> str:
-    """The machine's CPU count and the CPUs this process may use."""
-    usable = (
-        len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count()
-    )
-    return f"CPUs: {os.cpu_count()} on the machine, {usable} usable"
 
 
 def simulate_inputs(folder: Path, n_pdfs: int) -> list[Path]:

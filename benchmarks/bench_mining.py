@@ -22,14 +22,13 @@ so that figures from different machines can be compared.
 """
 
 import argparse
-import os
 import tempfile
-import time
 import warnings
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from common import cpu_counts, timed
 
 from diffpy.deepstruc.clusters import METALLIC_RADII
 from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
@@ -39,20 +38,6 @@ from diffpy.deepstruc.mining import mine_library
 R = np.arange(3000) / 100
 #: Nearest-neighbour distances of the MMNP library (Å).
 LIBRARY_D = sorted({2 * radius for radius in METALLIC_RADII.values()})
-
-
-def cpu_counts() -> str:
-    """The machine's CPU count and the CPUs this process may use."""
-    usable = (
-        len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count()
-    )
-    threads = os.environ.get("OMP_NUM_THREADS", "unset")
-    return (
-        f"CPUs: {os.cpu_count()} on the machine, {usable} usable; "
-        f"OMP_NUM_THREADS={threads}"
-    )
 
 
 def off_library_d(rng) -> float:
@@ -77,13 +62,6 @@ def simulated(xyz, d, rng, varied: bool):
     if varied:
         g = g + rng.normal(0, 0.01 * np.abs(g).max(), g.shape)
     return (R, g), params.qmax
-
-
-def timed(func):
-    """Result of func() and its wall time in s."""
-    start = time.perf_counter()
-    result = func()
-    return result, time.perf_counter() - start
 
 
 def bench_mmnp(n_pdfs: int) -> None:

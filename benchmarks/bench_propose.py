@@ -11,24 +11,11 @@ so that figures from different machines can be compared.
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 
-
-def cpu_counts() -> str:
-    """The machine's CPU count and the CPUs this process may use."""
-    usable = (
-        len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count()
-    )
-    threads = os.environ.get("OMP_NUM_THREADS", "unset")
-    return (
-        f"CPUs: {os.cpu_count()} on the machine, {usable} usable; "
-        f"OMP_NUM_THREADS={threads}"
-    )
+from common import cpu_counts
 
 
 def measure(search: bool, repeats: int) -> dict:

@@ -18,10 +18,10 @@ where the two lines cross (log-log interpolation), and draws the plot.
 """
 
 import argparse
-import time
 import warnings
 
 import numpy as np
+from common import timed
 
 from diffpy.deepstruc.clusters import enumerate_library
 from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
@@ -68,13 +68,6 @@ def generated_clusters(n: int, seed: int = 0) -> list[np.ndarray]:
         if len(xyz) >= 5:
             clusters.append(xyz)
     return clusters
-
-
-def timed(func):
-    """Result of func() and its wall time in s."""
-    start = time.perf_counter()
-    result = func()
-    return result, time.perf_counter() - start
 
 
 def test_pdfs(library: Library, n: int, seed: int):
