@@ -1,6 +1,7 @@
 """Time propose_structures on the bundled Pt example.
 
-Run as ``python benchmarks/bench_propose.py [--repeats N]``.  Each setting
+Run as ``python benchmarks/bench_propose.py [--repeats N] [--model M]``
+(``mmnp``, ``stacking`` or ``auto``; default ``mmnp``).  Each setting
 (the default latent search, then ``search=False``) runs in a fresh
 interpreter, so its first call includes the one-off costs (reading and
 checking the ONNX files, starting onnxruntime); the median of the later
@@ -18,7 +19,7 @@ import time
 from common import cpu_counts
 
 
-def measure(search: bool, repeats: int) -> dict:
+def measure(search: bool, repeats: int, model: str) -> dict:
     """Time one cold and ``repeats`` warm calls in this process."""
     from importlib import resources
 
@@ -30,7 +31,7 @@ def measure(search: bool, repeats: int) -> dict:
     times = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
-        candidates = propose_structures(data, search=search)
+        candidates = propose_structures(data, search=search, model=model)
         times.append(time.perf_counter() - start)
     best = candidates[0]
     return {
@@ -46,15 +47,17 @@ def measure(search: bool, repeats: int) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default="mmnp")
     parser.add_argument("--child", choices=["search", "no-search"])
     args = parser.parse_args()
     if args.child:
-        result = measure(args.child == "search", args.repeats)
+        result = measure(args.child == "search", args.repeats, args.model)
         print(json.dumps(result))
         return
     print(cpu_counts())
     print(
-        "propose_structures(Pt_1.8nm_JQ_S1.gr), n_samples=1000, "
+        f"propose_structures(Pt_1.8nm_JQ_S1.gr, model={args.model!r}), "
+        "n_samples=1000, "
         f"{args.repeats} warm calls after the first"
     )
     for child, label in (
@@ -63,7 +66,7 @@ def main():
     ):
         output = subprocess.run(
             [sys.executable, __file__, "--child", child]
-            + ["--repeats", str(args.repeats)],
+            + ["--repeats", str(args.repeats), "--model", args.model],
             capture_output=True,
             text=True,
             check=True,

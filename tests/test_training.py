@@ -34,6 +34,7 @@ from diffpy.deepstruc.features import (  # noqa: E402
 )
 from training.dataset import (  # noqa: E402
     augmentation_parameters,
+    layer_order,
     split_indices,
 )
 from training.model import (  # noqa: E402
@@ -740,9 +741,26 @@ def test_stacking_model_trains_and_exports_with_its_classes(
     out = export(config, out_dir=tmp_path / "model")
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["types"] == ["fcc", "hcp", "faulted"]
+    assert metadata["library"] == "stacking"
+    wall = metadata["training"]["wall_time_s"]
+    assert wall is not None and wall >= 0
     assert set(metadata["latent_map"]["type"]) <= set(metadata["types"])
     assert {p.name for p in out.glob("*.onnx")} == {
         "encoder.onnx",
         "prior.onnx",
         "decoder.onnx",
     }
+
+
+def test_layer_order_puts_the_atoms_layer_by_layer():
+    # a two-layer patch, shuffled: ordered by z, then y, then x
+    rng = np.random.default_rng(0)
+    grid = np.array(
+        [[x, y, z] for z in (0, 1) for y in (0, 1) for x in (0, 1)]
+    )
+    xyz = grid[rng.permutation(len(grid))] + 1e-6 * rng.standard_normal(
+        grid.shape
+    )
+    ordered = layer_order(xyz)
+    assert np.allclose(ordered, grid, atol=1e-5)
+    assert sorted(map(tuple, ordered)) == sorted(map(tuple, xyz))

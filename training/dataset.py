@@ -55,7 +55,7 @@ from diffpy.deepstruc.pdfdata import MODEL_R_GRID
 from diffpy.deepstruc.stacking import KINDS, stacking_particles
 
 CACHE_DIR = Path.home() / ".cache" / "diffpy.deepstruc"
-DATA_VERSION = 1
+DATA_VERSION = 2
 #: Data sets (``data: set:``) and the class names of their type labels.
 DATA_SETS = {"mmnp": CLUSTER_TYPES, "stacking": KINDS}
 
@@ -107,8 +107,9 @@ def stacking_records(n_radii: int | None = None) -> list[StackingRecord]:
 
     Radii in first-appearance order of ``METALLIC_RADII`` (19 distinct,
     d = 2.30-3.24 Å), then particles in generation order: 19 x 2612 =
-    49628 records.  With ``n_radii``, only that many radii, spread
-    evenly over the sorted distinct ones (the network works in units of
+    49628 records.  With ``n_radii``, only that many radii, at the
+    centres of equal parts of the sorted distinct ones (one radius: the
+    median) (the network works in units of
     d, so fewer radii mainly shorten the training; the augmentation
     still strains every cluster).
     """
@@ -117,7 +118,7 @@ def stacking_records(n_radii: int | None = None) -> list[StackingRecord]:
         radii.setdefault(radius, element)
     if n_radii is not None:
         ordered = sorted(radii)
-        picks = np.linspace(0, len(ordered) - 1, n_radii)
+        picks = (np.arange(n_radii) + 0.5) * len(ordered) / n_radii - 0.5
         chosen = {ordered[i] for i in np.rint(picks).astype(int)}
         radii = {r: e for r, e in radii.items() if r in chosen}
     records = []
@@ -133,10 +134,22 @@ def stacking_records(n_radii: int | None = None) -> list[StackingRecord]:
                     nn_distance=d,
                     lattice_constant=math.sqrt(2.0) * d,
                     shape_id=shape_id,
-                    xyz=particle.xyz * d,
+                    xyz=layer_order(particle.xyz) * d,
                 )
             )
     return records
+
+
+def layer_order(xyz: np.ndarray) -> np.ndarray:
+    """Atoms of a stacked particle layer by layer, each row by row.
+
+    The generated particles have their layers normal to z; ordering by
+    z, then y, then x gives an atom slot the same layer and nearly the
+    same in-plane place in particles of other sequences, where the
+    radial order of the MMNP clusters mixes the layers.
+    """
+    keys = np.round(xyz, 4)
+    return xyz[np.lexsort((keys[:, 0], keys[:, 1], keys[:, 2]))]
 
 
 def _records(config: dict) -> list:

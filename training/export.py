@@ -167,13 +167,20 @@ def latent_map(model, tensors, data, idx, types=CLUSTER_TYPES):
     }
 
 
-def training_wall_time(run_dir) -> float | None:
-    """Seconds of the main training loop, summed from its ``log.csv``."""
+def training_wall_time(run_dir, state) -> float | None:
+    """Seconds of training: the main loop from ``log.csv``, plus polishing.
+
+    ``None`` when the log is missing or the decoder was polished by a
+    version that did not time it.
+    """
     log = Path(run_dir) / "log.csv"
-    if not log.exists():
+    if not log.exists() or (
+        state.get("polished") and "polish_seconds" not in state
+    ):
         return None
     with open(log) as f:
-        return round(sum(float(row["seconds"]) for row in csv.DictReader(f)))
+        loop = sum(float(row["seconds"]) for row in csv.DictReader(f))
+    return round(loop + state.get("polish_seconds", 0.0))
 
 
 def export(config, checkpoint=None, out_dir=None) -> Path:
@@ -241,6 +248,7 @@ def export(config, checkpoint=None, out_dir=None) -> Path:
         },
         "latent_dim": config["model"]["latent_dim"],
         "types": list(types),
+        "library": config["data"].get("set", "mmnp"),
         "split": {
             "mode": config["split"],
             "seed": config["seed"],
@@ -251,7 +259,7 @@ def export(config, checkpoint=None, out_dir=None) -> Path:
             "config": config,
             "epochs": state["epoch"],
             "decoder_polished": bool(state.get("polished")),
-            "wall_time_s": training_wall_time(checkpoint.parent),
+            "wall_time_s": training_wall_time(checkpoint.parent, state),
             "git_commit": git_commit(),
             "torch_version": torch.__version__,
         },

@@ -248,15 +248,191 @@ def _type_weights(calibration) -> list[str]:
     return lines
 
 
+#: The stacking model's latent map, relative to the page.
+STACKING_FIGURE = "_static/stacking_latent.png"
+#: Parts of the stacking evaluation and their names.
+STACKING_PARTS = {
+    "random": "random split",
+    "sequence": "sequence-disjoint split",
+    "varied": "particles outside the library",
+}
+STACKING_HEADER = [
+    "n",
+    "exact sequence %",
+    "class %",
+    "exact count %",
+    "no stacking %",
+    "median ΔRw",
+    "MAE (Å), count-matched (n)",
+]
+
+
+def _stacking_scores(summary) -> list[str]:
+    mae = summary["mae"]
+    return [
+        str(summary["n"]),
+        _pct(summary["sequence"]),
+        _pct(summary["class"]),
+        _pct(summary["count"]),
+        _pct(summary["no_stacking"]),
+        _drw(summary),
+        (
+            f"{mae['mean']:.3f} ± {mae['std']:.3f} ({summary['n_mae']})"
+            if mae
+            else "n/a (0)"
+        ),
+    ]
+
+
+def _stacking_command(settings, name) -> str:
+    """The command line of a stacking evaluation with its settings."""
+    words = ["python -m training.evaluate_stacking"]
+    words.append(f"--model onnx_models/{name}")
+    if settings.get("sequence_model"):
+        words.append(f"--sequence-model {settings['sequence_model']}")
+    words.append(f"--per-class {settings['per_class']}")
+    words.append(f"--samples {settings['n_samples']}")
+    words.append(f"--seed {settings['seed']}")
+    if set(settings["parts"]) != set(STACKING_PARTS):
+        words.append(f"--parts {' '.join(settings['parts'])}")
+    return " ".join([*words, "--write-metadata"])
+
+
+def _stacking(report, figure=None) -> list[str]:
+    """The section on the stacking model (``metrics["stacking_blind"]``).
+
+    ``figure`` is the path of the latent map relative to the page, if
+    there is one.
+    """
+    protocol, settings = report["protocol"], report["settings"]
+    ranges, model = protocol["ranges"], report["model"]
+    metals = ", ".join(protocol["metal_d"])
+    lines = [
+        *_heading("Stacking model", "-"),
+        f"The stacking model ``{model['name']}`` (close-packed particles "
+        "of 3-10 layers with fcc, hcp or faulted stacking, "
+        ":doc:`stacking`; trained at git "
+        f"{model['training_commit'][:12]}, {model['epochs']} epochs) was "
+        "evaluated in one run of::",
+        "",
+        f"   {_stacking_command(settings, model['name'])}",
+        "",
+        f"({report['seconds'] / 60:.0f} min; code at "
+        f"{report['evaluated_commit']}).  Each test PDF is one particle "
+        "at the nearest-neighbour distance of a close-packed metal "
+        f"({metals}) within ±{protocol['d_spread']:.0%}, simulated with "
+        f"Qmax {ranges['qmax'][0]:g}-{ranges['qmax'][1]:g} Å⁻¹, Biso "
+        f"{ranges['biso'][0]:g}-{ranges['biso'][1]:g} Å² and qdamp "
+        f"{ranges['qdamp'][0]:g}-{ranges['qdamp'][1]:g} Å⁻¹ (Qmin "
+        f"{protocol['qmin']:g} Å⁻¹), with Gaussian noise of "
+        f"{protocol['noise']:.0%} of max G on "
+        f"{protocol['noisy']}; the methods get G(r), Qmax and Qmin only.  "
+        f"Up to {settings['per_class']} particles per class and part "
+        "(classes with fewer test particles give all they have): the "
+        "test split of the model (``random``, particles the library "
+        "holds); the test split of a model trained with whole h/c "
+        "sequences held out (``sequence``; ``propose`` snaps to and "
+        "``mine`` fits only its training particles); and particles that "
+        "the library does not hold (``varied``: other in-plane outlines, "
+        + ", ".join(protocol["varied_shapes"])
+        + ", with the model above and the whole library).",
+        "",
+        "Methods, each judged by its top candidate: ``propose`` "
+        f"({settings['n_samples']} prior samples, latent search, snapping "
+        "to the part's library), ``propose`` with ``snap=False`` (no "
+        "library particles among the candidates) and ``mine`` "
+        "(``mine_library`` over the part's library).  "
+        "**Exact sequence**: the canonical stacking sequence found in the "
+        "top candidate (``stacking_sequence``) equals that found in the "
+        "true particle (which also means the same h/c sequence up to "
+        "reversal); **class**: fcc, hcp or faulted right; **no "
+        "stacking**: no close-packed stacking found in the candidate "
+        "(counted wrong); ΔRw and MAE as above, the MAE over the "
+        "count-matched PDFs only, whose number is given in brackets.",
+        "",
+    ]
+    for part, name in STACKING_PARTS.items():
+        if part not in report:
+            continue
+        scores = report[part]
+        methods = scores["methods"]
+        counts = ", ".join(
+            f"{n} {k}" for k, n in scores["n_per_class"].items()
+        )
+        text = (
+            f"{name.capitalize()}: {scores['n_pdfs']} PDFs ({counts}; "
+            f"{scores['n_noisy']} with noise)"
+        )
+        if "model" in scores:
+            own = scores["model"]
+            text += (
+                f", model ``{own['name']}`` ({own['epochs']} epochs, "
+                f"git {own['training_commit'][:12]}), library of its "
+                f"{scores['library_size']} training particles"
+            )
+        lines += [f"{text}.", ""]
+        lines += _list_table(
+            f"stacking, {name}: all test PDFs",
+            ["method", *STACKING_HEADER, "median s / PDF"],
+            [
+                [
+                    METHODS[method],
+                    *_stacking_scores(m["overall"]),
+                    f"{m['overall']['median_seconds']:.2f}",
+                ]
+                for method, m in methods.items()
+            ],
+        )
+        lines += _list_table(
+            f"stacking, {name}: per class",
+            ["class: method", *STACKING_HEADER],
+            [
+                [f"{kind}: {METHODS[method]}", *_stacking_scores(summary)]
+                for kind in scores["n_per_class"]
+                for method, m in methods.items()
+                for summary in [m["per_class"][kind]]
+            ],
+        )
+        lines += [
+            "Source of the top candidate: "
+            + "; ".join(
+                f"{METHODS[method]}: "
+                + ", ".join(f"{k} {v}" for k, v in m["sources"].items())
+                for method, m in methods.items()
+            )
+            + ".",
+            "",
+        ]
+    if figure:
+        lines += [
+            f".. figure:: {figure}",
+            "   :width: 100%",
+            "",
+            "   The training particles of the stacking model in its latent "
+            "plane, coloured (a) by class and (b) by the share of h "
+            "letters in their h/c sequence.",
+            "",
+        ]
+    return lines
+
+
 def _heading(title, char) -> list[str]:
     return [title, char * len(title), ""]
 
 
-def render(metadata: dict, calibration: dict | None = None) -> str:
+def render(
+    metadata: dict,
+    calibration: dict | None = None,
+    stacking: dict | None = None,
+    stacking_figure: str | None = None,
+) -> str:
     """The reStructuredText of the metrics page.
 
     ``calibration`` is the content of ``type_calibration.json``; without
-    it the page has no section on the type weights.
+    it the page has no section on the type weights.  ``stacking`` is the
+    stacking model's ``metrics["stacking_blind"]`` and
+    ``stacking_figure`` the path of its latent map relative to the page;
+    without ``stacking`` the page has no section on that model.
     """
     blind = metadata["metrics"]["blind"]
     model = blind["model"]
@@ -381,6 +557,8 @@ def render(metadata: dict, calibration: dict | None = None) -> str:
         ]
     if calibration:
         lines += _type_weights(calibration)
+    if stacking:
+        lines += _stacking(stacking, stacking_figure)
     return "\n".join(lines)
 
 
@@ -390,11 +568,31 @@ def main(argv=None):
     parser.add_argument(
         "--out", default=REPO_ROOT / "docs" / "source" / "metrics.rst"
     )
+    parser.add_argument(
+        "--stacking-model",
+        default="onnx_models/stacking",
+        help="stacking model folder (its section is left out without "
+        "its evaluation)",
+    )
     args = parser.parse_args(argv)
     metadata = json.loads((Path(args.model) / "metadata.json").read_text())
     path = Path(args.model) / "type_calibration.json"
     calibration = json.loads(path.read_text()) if path.exists() else None
-    Path(args.out).write_text(render(metadata, calibration))
+    path = Path(args.stacking_model) / "metadata.json"
+    stacking = None
+    if path.exists():
+        stacking = json.loads(path.read_text())["metrics"].get(
+            "stacking_blind"
+        )
+    figure = Path(args.out).parent / STACKING_FIGURE
+    Path(args.out).write_text(
+        render(
+            metadata,
+            calibration,
+            stacking,
+            STACKING_FIGURE if figure.exists() else None,
+        )
+    )
     print(f"wrote {args.out}")
 
 

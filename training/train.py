@@ -210,11 +210,10 @@ def train(config, device="cpu") -> Path:
         row = {k: v / len(order) for k, v in sums.items()}
         if epoch >= warmup and row["recon"] < settings["beta_threshold"]:
             beta = min(settings["beta_max"], beta + settings["beta_step"])
-        row.update(
-            epoch=epoch + 1, beta=beta, seconds=time.perf_counter() - t0
-        )
+        row.update(epoch=epoch + 1, beta=beta)
         if (epoch + 1) % settings["validate_every"] == 0:
             row.update(validate(model, tensors, data, split["val"]))
+        row["seconds"] = time.perf_counter() - t0
         progress.set_postfix(
             recon=f"{row['recon']:.4f}", kl=f"{row['kl']:.2f}", beta=beta
         )
@@ -235,8 +234,14 @@ def train(config, device="cpu") -> Path:
             )
     state = torch.load(ckpt_path, weights_only=False, map_location=device)
     if settings.get("polish_epochs") and not state.get("polished"):
+        t0 = time.perf_counter()
         polish_decoder(model, tensors, train_idx, settings, config["seed"])
-        state.update(model=model.state_dict(), polished=True, config=config)
+        state.update(
+            model=model.state_dict(),
+            polished=True,
+            polish_seconds=time.perf_counter() - t0,
+            config=config,
+        )
         save_checkpoint(ckpt_path, state)
     return ckpt_path
 

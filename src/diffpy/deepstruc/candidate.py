@@ -51,9 +51,11 @@ class Candidate:
     source : str
         ``"prior"`` (the prior mean or sampled around it), ``"search"``
         (the coarse latent-plane grid), ``"refined"`` (the fine grids
-        around the best decodes) or ``"library"`` (a library cluster,
+        around the best decodes), ``"library"`` (a library cluster,
         mined, or one of the training shapes that propose ranks with
-        its decodes).
+        its decodes) or ``"restacked"`` (a close-packed candidate with
+        its layers moved on to another stacking,
+        :mod:`diffpy.deepstruc.restacking`).
     r, gobs, gcalc : numpy.ndarray
         The fitted data and the candidate's scaled PDF on the same r.
     params : DebyeParameters
@@ -68,6 +70,15 @@ class Candidate:
         For a library cluster (``source="library"``) its name in the
         library (:attr:`diffpy.deepstruc.libraries.LibraryEntry.label`),
         else empty.
+    type : str
+        Structure type in the terms of ``type_weights``: a library
+        cluster's type in its library; for a decode of the MMNP model the
+        type of its nearest library geometry, of the stacking model its
+        stacking class (fcc, hcp or faulted); ``""`` when unknown.
+    model : str
+        Name of the model that proposed the candidate (its decodes and
+        the library shapes it snapped to, whose ``latent`` lies in that
+        model's latent plane); ``""`` for mined clusters.
     type_rw : dict or None
         Least Rw that each structure type reached on this PDF, over the
         mined library shapes and the decodes; the same for every
@@ -95,6 +106,8 @@ class Candidate:
     rank: int = 0
     flags: tuple[str, ...] = ()
     label: str = ""
+    type: str = ""
+    model: str = ""
     type_rw: dict[str, float] | None = field(default=None, repr=False)
     type_weights: dict[str, float] | None = field(default=None, repr=False)
 

@@ -336,7 +336,12 @@ def _add_propose_options(parser, *, example: bool = False) -> None:
     """Options of ``propose`` and ``example``."""
     _add_fit_options(parser, example=example)
     parser.add_argument(
-        "--model", default="mmnp", help="shipped model name or model folder"
+        "--model",
+        default="mmnp",
+        help="shipped model (mmnp: seven structure types; stacking: fcc, "
+        "hcp and stacking-faulted close-packed particles), a model folder, "
+        "or auto: every shipped model, all candidates ranked by Rw "
+        "(default: mmnp)",
     )
     parser.add_argument(
         "--samples",

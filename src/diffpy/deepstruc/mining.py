@@ -225,7 +225,7 @@ def screened(screen: _Screen, library: Library, start, stop, progress=None):
         ``(stop - start, n_settings)`` screening Rw on the grid of
         :data:`SCREEN_ZOOMS` and :data:`SCREEN_UISOS`.
     least : tuple
-        :func:`_least_rw` of ``rw``.
+        ``_least_rw`` of ``rw``.
     """
     kernel = screen.kernel(SCREEN_ZOOMS, SCREEN_UISOS)
     rw = np.empty((stop - start, len(SCREEN_ZOOMS) * len(SCREEN_UISOS)))
@@ -600,6 +600,7 @@ def library_candidates(
             gcalc=fit.gcalc,
             params=params,
             label=library[fit.index].label,
+            type=library[fit.index].type,
         )
         for fit in fits
     ]

@@ -34,10 +34,22 @@ The pipeline of :func:`propose_structures`:
    :data:`~diffpy.deepstruc.fitting.EXTRA_FITS` in all; the mined shapes
    also give the structure-type weights
    (:mod:`diffpy.deepstruc.confidence`);
-7. the fitted candidates are ranked by Rw and get their plausibility
+7. for the stacking model, the best two close-packed candidates are
+   re-stacked with every sequence of their layers and the best
+   re-stackings fitted too (``source="restacked"``,
+   :mod:`diffpy.deepstruc.restacking`);
+8. the fitted candidates are ranked by Rw and get their plausibility
    flags, with a
    :class:`~diffpy.deepstruc.plausibility.FitQualityWarning` when even
    the best fits poorly (:mod:`diffpy.deepstruc.plausibility`).
+
+Each model snaps to the library it was trained on (``"library"`` of its
+metadata): the MMNP model to the 197 shapes, the stacking model to the
+2612 close-packed particles of :mod:`diffpy.deepstruc.stacking`.  The
+types of its decodes are the library's types: for the MMNP model those
+of the nearest library geometry, for the stacking model the stacking
+class (fcc, hcp or faulted) of the decode's layers.  ``model="auto"``
+runs every shipped model and ranks all their candidates together.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -64,13 +76,14 @@ from diffpy.deepstruc.fitting import (
 from diffpy.deepstruc.libraries import load_library
 from diffpy.deepstruc.matching import FINGERPRINT_U, fingerprints, nn_distance
 from diffpy.deepstruc.mining import fit_shapes, library_candidates
-from diffpy.deepstruc.model import load_model
+from diffpy.deepstruc.model import available_models, load_model
 from diffpy.deepstruc.pdfdata import (
     element_of,
     instrument_parameters,
     load_pdf,
 )
 from diffpy.deepstruc.plausibility import distinct_geometries, rank_candidates
+from diffpy.deepstruc.restacking import restack_best
 
 #: Multiples of the prior standard deviation that latent points are drawn
 #: at (as in the DeepStruc paper).
@@ -90,6 +103,8 @@ N_REFINE = 4
 DUPLICATE_POOL = 3
 #: Best-fitting shapes of the training library ranked with the decodes.
 SNAP_FITS = 4
+#: The ``model`` that runs every shipped model.
+AUTO = "auto"
 
 
 def search_grid(latent_map: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -246,6 +261,7 @@ def propose_structures(
     element: str | None = None,
     search: bool = True,
     snap: bool = True,
+    library=None,
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
 ) -> list[Candidate]:
@@ -257,7 +273,9 @@ def propose_structures(
         The PDF: a ``.gr`` file, ``(r, G)`` arrays, or anything
         :func:`diffpy.deepstruc.pdfdata.load_pdf` reads.
     model : str or pathlib.Path
-        Shipped model name or model folder.
+        Shipped model name (``"mmnp"``, ``"stacking"``), model folder, or
+        ``"auto"``: every shipped model, all candidates ranked together
+        by Rw.
     n_samples : int
         Latent points drawn around the prior mean.
     top : int
@@ -272,9 +290,14 @@ def propose_structures(
         Also decode a grid over the latent region of the training
         structures, then finer grids around the best decodes.
     snap : bool
-        Also mine the 197 shapes of the training library
+        Also mine the shapes of the model's training library
         (:func:`training_shapes`) and rank the best with the decodes
-        (``source="library"``); this also gives the type weights.
+        (``source="library"``); this also gives the type weights.  The
+        re-stackings of the stacking model come either way.
+    library : str, os.PathLike or Library, optional
+        The shapes snapped to, as for
+        :func:`diffpy.deepstruc.libraries.load_library`; by default the
+        model's own library.
     fit_range : tuple of float
         r range (Å) of the fits.
     noise : float, optional
@@ -310,8 +333,47 @@ def propose_structures(
         )
     check_noise(noise)
     pdf = load_pdf(gr, qmax=qmax, qdamp=qdamp, qmin=qmin)
-    label = element_of(pdf, element)
-    net = load_model(model)
+    options = dict(
+        n_samples=n_samples,
+        top=top,
+        seed=seed,
+        element=element_of(pdf, element),
+        search=search,
+        snap=snap,
+        library=library,
+        fit_range=fit_range,
+        noise=noise,
+    )
+    if str(model) != AUTO:
+        return _propose(pdf, load_model(model), **options)
+    candidates = []
+    for name in available_models():
+        candidates += _propose(pdf, load_model(name), **options)
+    if snap:
+        type_rw: dict[str, float] = {}
+        for c in candidates:
+            for name, rw in (c.type_rw or {}).items():
+                type_rw[name] = min(rw, type_rw.get(name, rw))
+        weigh_types(candidates, type_rw, candidates[0].params, noise)
+    return _ranked(candidates, top)
+
+
+def _propose(
+    pdf,
+    net,
+    *,
+    n_samples,
+    top,
+    seed,
+    element,
+    search,
+    snap,
+    library,
+    fit_range,
+    noise,
+) -> list[Candidate]:
+    """:func:`propose_structures` with one model, on loaded data."""
+    label = element
     params = instrument_parameters(pdf, net.metadata["pdf_parameters"])
     inside = (pdf.r >= fit_range[0]) & (pdf.r <= fit_range[1])
     r, g = pdf.r[inside], pdf.g[inside]
@@ -320,7 +382,7 @@ def propose_structures(
     shapes, type_rw = [], {}
     if snap:
         shapes, type_rw = training_shapes(
-            net.latent_map, (r, g), params, d, label, (mean, sigma)
+            net, library, (r, g), params, d, label, (mean, sigma)
         )
     rng = np.random.default_rng(seed)
     grid, step = search_grid(net.latent_map)
@@ -369,40 +431,74 @@ def propose_structures(
         )
         for entry, cluster, fit in zip(chosen, clusters, fits)
     ]
-    if snap:
+    candidates += shapes
+    if model_library(net) == "stacking":
+        candidates += restack_best(candidates, r, g, params)
+    for candidate in candidates:
+        candidate.model = net.name
+        if candidate.source != "library":
+            candidate.type = decode_type(candidate, model_library(net))
+    if snap and type_rw:
         decoded = best_rw_by_type(
-            [c.nearest_reference.type for c in candidates],
-            [c.rw for c in candidates],
+            [c.type for c in candidates], [c.rw for c in candidates]
         )
         for name, rw in decoded.items():
             type_rw[name] = min(rw, type_rw.get(name, rw))
-        candidates += shapes
         weigh_types(candidates, type_rw, params, noise)
-    # near-duplicates give way to the better fit, often a library shape
+    return _ranked(candidates, top)
+
+
+def _ranked(candidates: list[Candidate], top: int) -> list[Candidate]:
+    """The ``top`` best, near-duplicates giving way to the better fit."""
     candidates.sort(key=lambda c: c.rw)
     keep = distinct_geometries([c.xyz for c in candidates])
     return rank_candidates([candidates[i] for i in keep], top)
 
 
-def training_shapes(latent_map, data, params, d, element, prior):
-    """The best-fitting shapes of the training library, as candidates.
+def model_library(net) -> str:
+    """Name of the library a model was trained on and snaps to.
 
-    The 197 shapes are mined (:func:`diffpy.deepstruc.mining.fit_shapes`)
-    and the best :data:`SNAP_FITS` returned with ``source="library"``;
-    each gets the mean latent point of its training structures (NaN when
-    none was in training) and its distance from the prior
-    ``(mean, sigma)``.  The least Rw of each structure type in the
+    ``"mmnp"`` for models exported before the name was recorded.
+    """
+    return net.metadata.get("library", "mmnp")
+
+
+def decode_type(candidate: Candidate, library: str) -> str:
+    """Type of a candidate in the terms of ``library``'s types.
+
+    The structure type of its nearest MMNP geometry for ``"mmnp"``, its
+    stacking class for ``"stacking"`` (``""`` when it is not
+    close-packed).
+    """
+    if library == "stacking":
+        stacking = candidate.stacking
+        return stacking.kind if stacking is not None else ""
+    return candidate.nearest_reference.type
+
+
+def training_shapes(net, library, data, params, d, element, prior):
+    """The best-fitting shapes of a library, as candidates.
+
+    The shapes of ``library`` (by default the model's own,
+    :func:`model_library`) are mined
+    (:func:`diffpy.deepstruc.mining.fit_shapes`) and the best
+    :data:`SNAP_FITS` returned with ``source="library"``; each gets the
+    mean latent point of the model's training structures of the same
+    label (NaN when none was in training) and its distance from the
+    prior ``(mean, sigma)``.  The least Rw of each structure type in the
     library comes with them.
     """
-    library = load_library("mmnp")
-    mined = fit_shapes(library, *data, params, d, top=SNAP_FITS)
+    own = load_library(model_library(net))
+    shapes = own if library is None else load_library(library)
+    mined = fit_shapes(shapes, *data, params, d, top=SNAP_FITS)
     fits = mined.fits
-    candidates = library_candidates(fits, library, element, data, params)
+    candidates = library_candidates(fits, shapes, element, data, params)
+    latent_map = net.latent_map
     known = np.asarray(latent_map["z"])
-    shape_of = np.asarray(latent_map["shape_id"])
+    labels = np.array([own[i].label for i in latent_map["shape_id"]])
     mean, sigma = prior
-    for fit, candidate in zip(fits, candidates):
-        members = known[shape_of == fit.index]
+    for candidate in candidates:
+        members = known[labels == candidate.label]
         if len(members):
             candidate.latent = members.mean(0)
         else:

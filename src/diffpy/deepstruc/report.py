@@ -9,7 +9,9 @@ gets
 * ``candidates.csv``: the ranked candidates with their fit and flags;
 * per candidate the structure (``candidate_NN.xyz``, ``candidate_NN.cif``)
   and the fit (``candidate_NN.fgr``: r, Gobs, Gcalc, Gdiff);
-* fit plots ``fit_NN.png`` of the best candidates and ``latent_map.png``.
+* fit plots ``fit_NN.png`` of the best candidates and ``latent_map.png``
+  (with ``model="auto"`` one ``latent_map_<model>.png`` per model, with
+  that model's candidates).
 
 One input is written to a temporary folder next to the output and
 moved into place at the end, so an error or an interruption never leaves
@@ -61,7 +63,7 @@ from diffpy.deepstruc.candidate import Candidate
 from diffpy.deepstruc.debye import DebyeParameters
 from diffpy.deepstruc.features import prior_input
 from diffpy.deepstruc.fitting import FIT_RANGE
-from diffpy.deepstruc.model import file_sha256, load_model
+from diffpy.deepstruc.model import available_models, file_sha256, load_model
 from diffpy.deepstruc.pdfdata import (
     PDFData,
     PDFInputError,
@@ -69,7 +71,11 @@ from diffpy.deepstruc.pdfdata import (
     instrument_parameters,
     load_pdf,
 )
-from diffpy.deepstruc.propose import SIGMA_MULTIPLIERS, propose_structures
+from diffpy.deepstruc.propose import (
+    AUTO,
+    SIGMA_MULTIPLIERS,
+    propose_structures,
+)
 from diffpy.deepstruc.version import __version__
 
 #: File name of the bundled example PDF (in ``diffpy.deepstruc.data``).
@@ -79,6 +85,7 @@ CANDIDATE_COLUMNS = (
     "rank",
     "rw",
     "n_atoms",
+    "type",
     "nearest_type",
     "nearest_size",
     "nearest_rmsd",
@@ -89,6 +96,7 @@ CANDIDATE_COLUMNS = (
     "z2",
     "sigma",
     "source",
+    "model",
     "label",
     "element",
     "flags",
@@ -202,7 +210,9 @@ def run_propose(
     ValueError
         For bad arguments, or when ``force`` would delete an input file.
     """
-    net = load_model(model)
+    auto = str(model) == AUTO
+    nets = [load_model(m) for m in (available_models() if auto else [model])]
+    records = [_model_record(net) for net in nets]
     options = dict(
         model=model,
         n_samples=n_samples,
@@ -230,8 +240,10 @@ def run_propose(
         force=force,
         settings=settings,
         stream=stream,
-        origin={"model": _model_record(net)},
-        net=net,
+        origin={
+            "model": {"name": AUTO, "models": records} if auto else records[0]
+        },
+        nets=nets,
         command=command,
         dask=(scheduler, client),
         series_key=series_key,
@@ -319,7 +331,7 @@ def run_mine(
         settings=settings,
         stream=stream,
         origin=origin,
-        net=None,
+        nets=[],
         command=command,
         dask=(scheduler, client),
         series_key=series_key,
@@ -335,7 +347,7 @@ def _run(
     settings,
     stream,
     origin,
-    net,
+    nets,
     command,
     dask,
     series_key,
@@ -346,7 +358,7 @@ def _run(
     :class:`~diffpy.deepstruc.batch.BatchResult` per path.  ``settings``
     holds the keywords of the call (``qmax``, ``qmin`` and ``qdamp``
     among them), ``origin`` the model or library record of ``run.json``,
-    ``net`` the model whose latent map is drawn (None for no map),
+    ``nets`` the models whose latent maps are drawn (none for mining),
     ``dask`` the ``(scheduler, client)`` to run on (:func:`_dask`) and
     ``series_key`` the header key of the series plot.
     """
@@ -367,7 +379,12 @@ def _run(
         **origin,
     }
     user_q = {key: settings[key] for key in ("qmax", "qmin", "qdamp")}
-    context = {"run": run, "settings": settings, "user_q": user_q, "net": net}
+    context = {
+        "run": run,
+        "settings": settings,
+        "user_q": user_q,
+        "nets": nets,
+    }
     if len(paths) > 1:
         return _run_many(
             paths,
@@ -563,7 +580,7 @@ def _write_input(
     clock = time.perf_counter()
     work.mkdir(parents=True)
     candidates = result.candidates
-    _write_results(candidates, pdf, rest["net"], work)
+    _write_results(candidates, pdf, rest["nets"], work)
     record = {
         "input": _input_record(path, pdf, rest["user_q"]),
         "element": _element_record(settings["element"], pdf, candidates),
@@ -707,11 +724,12 @@ def _write_json(path: Path, content: dict) -> None:
 
 
 def _write_results(
-    candidates: list[Candidate], pdf: PDFData, net, folder: Path
+    candidates: list[Candidate], pdf: PDFData, nets, folder: Path
 ) -> None:
     """Write the table, structures, fits and plots of one input.
 
-    The latent map is drawn for the model ``net``, not at all for None.
+    A latent map is drawn for each model of ``nets`` with its candidates
+    (``latent_map.png``, or ``latent_map_<model>.png`` for several).
     """
     from diffpy.deepstruc.plotting import (
         plot_fit,
@@ -741,18 +759,18 @@ def _write_results(
         candidate.write_fit(stem.with_suffix(".fgr"))
     for candidate in candidates[:N_FIT_PLOTS]:
         save(plot_fit(candidate), folder / f"fit_{candidate.rank:02d}.png")
-    if net is None:
-        return
     features, _ = prior_input(pdf.r, pdf.g)
-    mean, sigma = (a[0] for a in net.prior(features))
-    fig = plot_latent_map(
-        net.latent_map,
-        prior_mean=mean,
-        prior_sigma=sigma,
-        sigma_multipliers=SIGMA_MULTIPLIERS,
-        candidates=candidates,
-    )
-    save(fig, folder / "latent_map.png")
+    for net in nets:
+        mean, sigma = (a[0] for a in net.prior(features))
+        fig = plot_latent_map(
+            net.latent_map,
+            prior_mean=mean,
+            prior_sigma=sigma,
+            sigma_multipliers=SIGMA_MULTIPLIERS,
+            candidates=[c for c in candidates if c.model == net.name],
+        )
+        name = "latent_map" if len(nets) == 1 else f"latent_map_{net.name}"
+        save(fig, folder / f"{name}.png")
 
 
 def _check_output(output: Path, paths: list[Path], force: bool) -> None:
@@ -808,6 +826,7 @@ def _row(candidate: Candidate) -> dict:
         "rank": candidate.rank,
         "rw": f"{candidate.rw:.6g}",
         "n_atoms": candidate.n_atoms,
+        "type": candidate.type,
         "nearest_type": nearest.type,
         "nearest_size": "-".join(str(s) for s in nearest.size),
         "nearest_rmsd": f"{nearest.rmsd:.4g}",
@@ -818,12 +837,13 @@ def _row(candidate: Candidate) -> dict:
         "z2": f"{candidate.latent[1]:.6g}",
         "sigma": f"{candidate.sigma:.4g}",
         "source": candidate.source,
+        "model": candidate.model,
         "label": candidate.label,
         "element": candidate.element,
         "flags": ";".join(candidate.flags),
         "type_weight": (
-            f"{candidate.type_weights.get(nearest.type, 0.0):.4g}"
-            if candidate.type_weights
+            f"{candidate.type_weights.get(candidate.type, 0.0):.4g}"
+            if candidate.type_weights and candidate.type
             else ""
         ),
         "stacking": stacking.abc if stacking else "",

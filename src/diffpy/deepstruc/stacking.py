@@ -57,7 +57,7 @@ returns its :class:`Stacking`, or None when it is not close-packed.
 import csv
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -651,8 +651,33 @@ def _circular_mean(frac: np.ndarray) -> np.ndarray:
     return np.angle(phase) / (2 * np.pi)
 
 
-def _stacking_along(xyz, axis, pairs, tolerance) -> Stacking | None:
-    """The stacking of ``xyz`` (units of d) along ``axis``, or None."""
+@dataclass(frozen=True, eq=False)
+class StackingLayers:
+    """The layers of a close-packed cluster (:func:`stacking_layers`).
+
+    Attributes
+    ----------
+    stacking : Stacking
+        The canonical stacking.
+    layer : numpy.ndarray
+        Layer index of every atom, 0 to ``n_layers - 1`` along ``axis``.
+    registry : numpy.ndarray
+        Registry of every layer in that order: 0, 1 or 2 for A, B or C,
+        relative to the first layer (which is 0).
+    step : numpy.ndarray
+        In-plane translation, in the units of the analysed coordinates,
+        that moves a layer on to the next registry (A to B, B to C, C to
+        A).
+    """
+
+    stacking: Stacking
+    layer: np.ndarray
+    registry: np.ndarray
+    step: np.ndarray
+
+
+def _stacking_along(xyz, axis, pairs, tolerance) -> StackingLayers | None:
+    """The layers of ``xyz`` (units of d) along ``axis``, or None."""
     for _ in range(2):
         layer = _layers(xyz @ axis)
         if layer.max() + 1 < MIN_LAYERS:
@@ -707,11 +732,37 @@ def _stacking_along(xyz, axis, pairs, tolerance) -> Stacking | None:
     if _site_distance(site - origin).max() > tolerance:
         return None
     sequence = "".join(REGISTRIES[k] for k in registry)
-    return Stacking.from_sequence(sequence, axis)
+    in_plane = np.column_stack([e1, np.cross(axis, e1)])
+    step = in_plane @ (cell.sum(0) / 3.0)
+    return StackingLayers(
+        Stacking.from_sequence(sequence, axis), layer, registry, step
+    )
 
 
 def stacking_sequence(xyz, tolerance: float = TOLERANCE) -> Stacking | None:
     """The layer stacking of a close-packed cluster, or None.
+
+    Parameters
+    ----------
+    xyz : array_like, ase.Atoms or diffpy.structure.Structure
+        The cluster, at any scale, orientation and atom order.
+    tolerance : float
+        Largest deviation of an atom from its ideal site, in units of d.
+
+    Returns
+    -------
+    Stacking or None
+        The ``stacking`` of :func:`stacking_layers`, which describes the
+        rules; None when the cluster is not close-packed.
+    """
+    layers = stacking_layers(xyz, tolerance)
+    return None if layers is None else layers.stacking
+
+
+def stacking_layers(
+    xyz, tolerance: float = TOLERANCE
+) -> StackingLayers | None:
+    """The layers of a close-packed cluster and their stacking, or None.
 
     The cluster is scaled to its mean bond length d (bonds: pairs closer
     than (1 + sqrt 2)/2 times it).  Candidate layer normals are the
@@ -749,8 +800,10 @@ def stacking_sequence(xyz, tolerance: float = TOLERANCE) -> Stacking | None:
 
     Returns
     -------
-    Stacking or None
-        None when no axis satisfies the rules: icosahedra, decahedra,
+    StackingLayers or None
+        The stacking, the layer of every atom, the registry of every
+        layer and the step between registries.  None when no axis
+        satisfies the rules: icosahedra, decahedra,
         sc, bcc, amorphous clusters, fewer than three layers.  A layer
         normal is only found from a triangle of bonded atoms within a
         layer, so stacks of single rows (the MMNP hcp blocks one cell
@@ -780,8 +833,9 @@ def stacking_sequence(xyz, tolerance: float = TOLERANCE) -> Stacking | None:
         pairs = cKDTree(xyz).query_pairs(_BOND, output_type="ndarray")
         if not len(pairs):
             return None
-        bonds = xyz[pairs[:, 0]] - xyz[pairs[:, 1]]
-        xyz /= np.linalg.norm(bonds, axis=1).mean()
+        bond = np.linalg.norm(xyz[pairs[:, 0]] - xyz[pairs[:, 1]], axis=1)
+        xyz /= bond.mean()
+        unit *= bond.mean()
     normals = _triangle_normals(xyz, pairs)
     found = [
         _stacking_along(xyz, axis, pairs, tolerance)
@@ -790,4 +844,5 @@ def stacking_sequence(xyz, tolerance: float = TOLERANCE) -> Stacking | None:
     found = [s for s in found if s is not None]
     if not found:
         return None
-    return min(found, key=lambda s: (s.n_layers, s.abc))
+    best = min(found, key=lambda s: (s.stacking.n_layers, s.stacking.abc))
+    return replace(best, step=best.step * unit)
