@@ -718,10 +718,15 @@ def evaluate(
             out / "evaluation_blind_confusion.png",
         )
     if metadata_path:
-        target = json.loads(Path(metadata_path).read_text())
-        target["metrics"]["blind"] = report
-        Path(metadata_path).write_text(json.dumps(target, indent=1))
+        store_metrics(metadata_path, "blind", report)
     return report
+
+
+def store_metrics(metadata_path, key: str, report: dict) -> None:
+    """Store ``report`` under ``metrics[key]`` of a model metadata file."""
+    target = json.loads(Path(metadata_path).read_text())
+    target.setdefault("metrics", {})[key] = report
+    Path(metadata_path).write_text(json.dumps(target, indent=1))
 
 
 def _percent(summary, key) -> str:

@@ -107,6 +107,7 @@ from training.evaluate import (
     TestCase,
     _commit,
     _stats,
+    store_metrics,
 )
 
 #: Nearest-neighbour distances (Å) of close-packed metals at room
@@ -672,9 +673,7 @@ def evaluate(
     if figure:
         plot_latent(metadata, figure)
     if metadata_path:
-        target = json.loads(Path(metadata_path).read_text())
-        target.setdefault("metrics", {})["stacking_blind"] = report
-        Path(metadata_path).write_text(json.dumps(target, indent=1))
+        store_metrics(metadata_path, "stacking_blind", report)
     return report
 
 
