@@ -2,6 +2,7 @@
 ``model="auto"``, snapping to a given library and the candidate types."""
 
 import csv
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from diffpy.deepstruc.debye import r_grid, simulate_pdf
 from diffpy.deepstruc.libraries import load_library
 from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.model import available_models, load_model
+from diffpy.deepstruc.plausibility import FitQualityWarning
 from diffpy.deepstruc.propose import (
     decode_type,
     model_library,
@@ -34,6 +36,14 @@ def library_particle(label):
         if entry.label == label:
             return entry.xyz * PT_D
     raise KeyError(label)
+
+
+def poor_pdf():
+    """A PDF that no candidate fits well: a noisy damped sine."""
+    r = r_grid(0.0, 30.0, 0.01)
+    rng = np.random.default_rng(0)
+    g = np.sin(2.6 * r) * np.exp(-r / 20) + 0.1 * rng.standard_normal(r.size)
+    return r, g
 
 
 def hc_up_to_reversal(hc):
@@ -92,6 +102,11 @@ def test_stacking_candidates_carry_model_and_class(stacking_run):
 def test_auto_ranks_the_candidates_of_both_models(faulted, stacking_run):
     _, gr = faulted
     mmnp = propose_structures(gr, model="mmnp", **FAST)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # each model fits it poorly; the warning comes once, not per model
+        propose_structures(poor_pdf(), model="auto", **FAST)
+    assert len([w for w in caught if w.category is FitQualityWarning]) == 1
     both = propose_structures(gr, model="auto", **FAST)
     assert [c.rank for c in both] == list(range(1, len(both) + 1))
     assert all(a.rw <= b.rw for a, b in zip(both, both[1:]))

@@ -52,6 +52,7 @@ class (fcc, hcp or faulted) of the decode's layers.  ``model="auto"``
 runs every shipped model and ranks all their candidates together.
 """
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -82,7 +83,11 @@ from diffpy.deepstruc.pdfdata import (
     instrument_parameters,
     load_pdf,
 )
-from diffpy.deepstruc.plausibility import distinct_geometries, rank_candidates
+from diffpy.deepstruc.plausibility import (
+    FitQualityWarning,
+    distinct_geometries,
+    rank_candidates,
+)
 from diffpy.deepstruc.restacking import restack_best
 
 #: Multiples of the prior standard deviation that latent points are drawn
@@ -347,8 +352,11 @@ def propose_structures(
     if str(model) != AUTO:
         return _propose(pdf, load_model(model), **options)
     candidates = []
-    for name in available_models():
-        candidates += _propose(pdf, load_model(name), **options)
+    with warnings.catch_warnings():
+        # one fit-quality warning, for the ranking of all models below
+        warnings.simplefilter("ignore", FitQualityWarning)
+        for name in available_models():
+            candidates += _propose(pdf, load_model(name), **options)
     if snap:
         type_rw: dict[str, float] = {}
         for c in candidates:
