@@ -722,6 +722,24 @@ def evaluate(
     return report
 
 
+def add_metadata_option(parser) -> None:
+    """The ``--write-metadata [METADATA]`` option of an evaluation."""
+    parser.add_argument(
+        "--write-metadata",
+        nargs="?",
+        const="",
+        metavar="METADATA",
+        help="store the summary in the model's metadata.json (or METADATA)",
+    )
+
+
+def metadata_target(args) -> Path | None:
+    """The metadata file ``--write-metadata`` names, or None without it."""
+    if args.write_metadata is None:
+        return None
+    return Path(args.write_metadata or Path(args.model) / "metadata.json")
+
+
 def store_metrics(metadata_path, key: str, report: dict) -> None:
     """Store ``report`` under ``metrics[key]`` of a model metadata file."""
     target = json.loads(Path(metadata_path).read_text())
@@ -765,13 +783,7 @@ def main(argv=None):
     )
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=SPLITS)
     parser.add_argument("--out", help="report folder (default: model)")
-    parser.add_argument(
-        "--write-metadata",
-        nargs="?",
-        const="",
-        metavar="METADATA",
-        help="store the summary in the model's metadata.json (or METADATA)",
-    )
+    add_metadata_option(parser)
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
         # poor fits are expected on noisy, blind data; they are scored
@@ -787,11 +799,7 @@ def main(argv=None):
             factors=args.factors,
             splits=args.splits,
             out=args.out,
-            metadata_path=(
-                None
-                if args.write_metadata is None
-                else args.write_metadata or Path(args.model) / "metadata.json"
-            ),
+            metadata_path=metadata_target(args),
         )
     for split in args.splits:
         print(f"{split} split: {report[split]['n_pdfs']} PDFs")

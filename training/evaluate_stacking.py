@@ -107,6 +107,8 @@ from training.evaluate import (
     TestCase,
     _commit,
     _stats,
+    add_metadata_option,
+    metadata_target,
     store_metrics,
 )
 
@@ -701,13 +703,7 @@ def main(argv=None):
         / "stacking_latent.png",
         help="latent-map figure ('' for none)",
     )
-    parser.add_argument(
-        "--write-metadata",
-        nargs="?",
-        const="",
-        metavar="METADATA",
-        help="store the summary in the model's metadata.json (or METADATA)",
-    )
+    add_metadata_option(parser)
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
         # poor fits are expected on noisy, blind data; they are scored
@@ -721,11 +717,7 @@ def main(argv=None):
             parts=args.parts,
             out=args.out,
             figure=args.figure,
-            metadata_path=(
-                None
-                if args.write_metadata is None
-                else args.write_metadata or Path(args.model) / "metadata.json"
-            ),
+            metadata_path=metadata_target(args),
         )
     for part in args.parts:
         print(f"{part}: {report[part]['n_pdfs']} PDFs")

@@ -381,7 +381,6 @@ def _propose(
     noise,
 ) -> list[Candidate]:
     """:func:`propose_structures` with one model, on loaded data."""
-    label = element
     params = instrument_parameters(pdf, net.metadata["pdf_parameters"])
     inside = (pdf.r >= fit_range[0]) & (pdf.r <= fit_range[1])
     r, g = pdf.r[inside], pdf.g[inside]
@@ -390,7 +389,7 @@ def _propose(
     shapes, type_rw = [], {}
     if snap:
         shapes, type_rw = training_shapes(
-            net, library, (r, g), params, d, label, (mean, sigma)
+            net, library, (r, g), params, d, element, (mean, sigma)
         )
     rng = np.random.default_rng(seed)
     grid, step = search_grid(net.latent_map)
@@ -424,7 +423,7 @@ def _propose(
     candidates = [
         Candidate(
             xyz=(cluster - cluster.mean(0)) * fit.zoom,
-            element=label,
+            element=element,
             rw=fit.rw,
             scale=fit.scale,
             zoom=fit.zoom,
