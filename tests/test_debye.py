@@ -406,3 +406,41 @@ def test_incremental_refuses_bad_changes():
     calc.remove(0)
     with pytest.raises(ValueError, match="no atoms"):
         calc.pdf()
+
+
+def test_trial_pdfs_equal_the_changes_made():
+    xyz, rng = _blurred_octahedron()
+    calc = IncrementalPDF(xyz, INCREMENTAL_R, INCREMENTAL_PARAMS)
+    before = calc.pdf()
+    positions = calc.xyz[:3] + rng.normal(0, 2.0, (3, 3))
+    trials = calc.trial_pdfs(add=positions, remove=[4, -1])
+    assert trials.shape == (5, INCREMENTAL_R.size)
+    assert np.array_equal(calc.pdf(), before)  # nothing was applied
+    for row, position in zip(trials, positions):
+        calc.add(position)
+        assert np.allclose(row, calc.pdf(), rtol=0, atol=1e-10)
+        calc.remove(-1)
+    for row, index in zip(trials[3:], (4, -1)):
+        kept = np.delete(calc.xyz, index, axis=0)
+        fresh = IncrementalPDF(kept, INCREMENTAL_R, INCREMENTAL_PARAMS)
+        assert np.allclose(row, fresh.pdf(), rtol=0, atol=1e-10)
+
+
+def test_trial_rw_equals_the_scaled_fit_of_each_trial():
+    from diffpy.deepstruc.fitting import scale_and_rw
+
+    xyz, rng = _blurred_octahedron()
+    calc = IncrementalPDF(xyz[:-1], INCREMENTAL_R, INCREMENTAL_PARAMS)
+    data = IncrementalPDF(xyz, INCREMENTAL_R, INCREMENTAL_PARAMS).pdf()
+    data = 0.6 * data + rng.normal(0, 0.01, data.shape)
+    positions = np.vstack([xyz[-1], xyz[:5] + rng.normal(0, 2.0, (5, 3))])
+    rw = calc.trial_rw(data, add=positions, remove=range(6))
+    _, expected = scale_and_rw(
+        data, calc.trial_pdfs(add=positions, remove=range(6))
+    )
+    assert np.allclose(rw, expected, rtol=1e-6, atol=1e-9)
+    assert np.argmin(rw) == 0  # the missing atom fits best
+    with pytest.raises(ValueError, match="points of the r grid"):
+        calc.trial_rw(data[:-1], add=positions)
+    with pytest.raises(ValueError, match="finite coordinates"):
+        calc.trial_pdfs(add=[[0.0, np.inf, 0.0]])

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -524,6 +525,7 @@ class IncrementalPDF:
         )
         self._xyz = cluster_xyz(cluster).copy()
         self._counts = self._pair_counts(pair_distances(self._xyz), +1)
+        self._data = None
 
     @property
     def xyz(self) -> np.ndarray:
@@ -593,13 +595,116 @@ class IncrementalPDF:
         ValueError
             When the cluster has no atoms.
         """
-        from scipy.ndimage import spline_filter1d
-
         if self.n_atoms == 0:
             raise ValueError("The cluster has no atoms; please add some.")
-        counts = spline_filter1d(self._counts)
-        f = (counts @ self._kernel) * (2 / self.n_atoms)
+        return self._pdfs(self._counts[None], np.array([self.n_atoms]))[0]
+
+    def _pdfs(self, counts: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
+        """G(r) of each row of histogram counts with its atom count."""
+        from scipy.ndimage import spline_filter1d
+
+        f = spline_filter1d(counts, axis=-1) @ self._kernel
+        f *= (2 / n_atoms)[:, None]
         return _pdf_from_f(f, self._grid, self._r, self._params.qdamp)
+
+    def _trial_counts(self, add, remove):
+        """Histogram counts and atom counts after each single change."""
+        add = np.asarray(add, dtype=float).reshape(-1, 3)
+        if not np.isfinite(add).all():
+            raise ValueError("Please give positions as finite coordinates.")
+        remove = np.array([self._index(int(i)) for i in remove], np.intp)
+        if remove.size and self.n_atoms < 2:
+            raise ValueError("Removing the only atom leaves no cluster.")
+        n_add, n_rows = len(add), len(add) + len(remove)
+        sources = np.vstack([add, self._xyz[remove]])
+        d = np.sqrt(((sources[:, None] - self._xyz[None]) ** 2).sum(-1))
+        keep = (d >= self._grid.dlo) & (d <= self._grid.dhi) & (d > _SQRT_EPS)
+        rows, _ = np.nonzero(keep)
+        sign = np.where(rows < n_add, 1.0, -1.0)
+        delta = _bspline_counts(
+            d[keep], sign, rows, n_rows, self._lo, self._hi
+        ).reshape(n_rows, -1)
+        n_atoms = self.n_atoms + np.where(np.arange(n_rows) < n_add, 1, -1)
+        return self._counts + delta, n_atoms
+
+    def trial_pdfs(self, add=(), remove=()) -> np.ndarray:
+        """G(r) after each of several single changes, none applied.
+
+        Parameters
+        ----------
+        add : array_like
+            ``(n_add, 3)`` positions in Å, each tried as one added atom.
+        remove : array_like of int
+            Indices of atoms, each tried as the one atom removed.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_add + n_remove, n_r)``: G(r) in 1/Å^2 with each position
+            added, then with each atom removed.
+
+        Raises
+        ------
+        ValueError
+            For positions that are not finite triples, or a removal that
+            would leave no atoms.
+        """
+        return self._pdfs(*self._trial_counts(add, remove))
+
+    def trial_rw(self, g, add=(), remove=()) -> np.ndarray:
+        """Rw against data after each of several single changes.
+
+        The same trials as `trial_pdfs`, each scored by the Rw of its
+        G(r) with the scale fitted in closed form
+        (:func:`diffpy.deepstruc.fitting.scale_and_rw`), at a fraction
+        of the cost: G is linear in the pair histogram, so the Rw needs
+        only the projections of the data and of the transform on the
+        histogram's Fourier terms, which are computed once per data set.
+
+        Parameters
+        ----------
+        g : array_like
+            The data G on the r grid.
+        add, remove
+            As for `trial_pdfs`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_add + n_remove,)`` Rw values.
+        """
+        g = np.asarray(g, dtype=float)
+        if g.shape != self._r.shape:
+            raise ValueError(
+                f"Please give G on the {self._r.size} points of the r grid."
+            )
+        counts, _ = self._trial_counts(add, remove)
+        h = counts @ self._filtered_kernel
+        b, m, gg = self._projection(g)
+        num = h @ b
+        den = np.einsum("ij,jk,ik->i", h, m, h)
+        ratio = num**2 / np.where(den > 0, den, np.inf) / gg
+        return np.sqrt(np.clip(1 - ratio, 0, None))
+
+    @cached_property
+    def _filtered_kernel(self) -> np.ndarray:
+        """The kernel with the spline prefilter applied on the node axis.
+
+        The prefilter is symmetric away from the empty margin nodes, so
+        ``prefilter(counts) @ kernel == counts @ _filtered_kernel``.
+        """
+        from scipy.ndimage import spline_filter1d
+
+        return spline_filter1d(self._kernel, axis=0)
+
+    def _projection(self, g: np.ndarray):
+        """``(A g, A A^T, g.g)`` of data g, where G = f A on this grid."""
+        if self._data is None or not np.array_equal(self._data[0], g):
+            n_f = self._kernel.shape[1]
+            qdamp = self._params.qdamp
+            a = _pdf_from_f(np.eye(n_f), self._grid, self._r, qdamp)
+            self._data = (g.copy(), a @ g, a @ a.T, float(g @ g))
+        return self._data[1:]
 
 
 def simulate_pdf(
