@@ -4,8 +4,13 @@ Run as ``python benchmarks/bench_debye.py``.  It prints the time of one
 G(r) of a 201-atom cluster on the default grid, the batch rate of
 `simulate_pdfs`, the cost of `PairHistogram.pdf` for a crystalline and a
 blurred cluster, the rates of `IncrementalPDF` (atom moves, G(r) after
-each, a fresh 201-atom and 1925-atom blurred cluster), and the speed-up
-over diffpy.srreal when it is installed.
+each, a fresh 201-atom and 1925-atom blurred cluster), the cost of the
+first G(r) on a new grid (which computes the cached Debye kernel), the
+speed-up over diffpy.srreal when it is installed, and last the three
+figures of the speed targets of issue #10: moves per second with G(r)
+after each for 201 atoms, the fresh G(r) of a 2075-atom disordered
+cluster, and the fresh G(r) of a 201-atom crystalline and disordered
+cluster.
 """
 
 import os
@@ -19,6 +24,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from ase.cluster import FaceCenteredCubic, Octahedron  # noqa: E402
 
+from diffpy.deepstruc import debye  # noqa: E402
 from diffpy.deepstruc.debye import (  # noqa: E402
     DebyeParameters,
     IncrementalPDF,
@@ -57,8 +63,11 @@ def batch_clusters(n, rng):
     ]
 
 
-def incremental(blurred, r, params, rng) -> None:
-    """Print the rates of IncrementalPDF on a blurred cluster."""
+def incremental(blurred, r, params, rng) -> float:
+    """Print the rates of IncrementalPDF on a blurred cluster.
+
+    Returns the moves per second with G(r) after each.
+    """
     calc = IncrementalPDF(blurred, r, params)
     steps = rng.normal(0, 0.05, (2000, 3))
     n = calc.n_atoms
@@ -71,9 +80,10 @@ def incremental(blurred, r, params, rng) -> None:
                 calc.pdf()
         return len(steps) / (time.perf_counter() - start)
 
+    with_pdf = moves(True)
     print(
         f"IncrementalPDF, {n} atoms: {moves(False):.0f} moves/s, "
-        f"{moves(True):.0f} moves/s with G(r) after each, G(r) alone "
+        f"{with_pdf:.0f} moves/s with G(r) after each, G(r) alone "
         f"{median_time(calc.pdf) * 1e3:.2f} ms"
     )
     seconds = median_time(lambda: IncrementalPDF(blurred, r, params).pdf())
@@ -88,6 +98,37 @@ def incremental(blurred, r, params, rng) -> None:
         f"IncrementalPDF, fresh {len(big)}-atom cluster and G(r): "
         f"{seconds * 1e3:.0f} ms"
     )
+    return with_pdf
+
+
+def first_call(blurred, r, params) -> None:
+    """Print the cost of the first G(r) on a grid, kernel included."""
+    times = []
+    for _ in range(5):
+        debye._node_kernel.cache_clear()
+        debye._filtered_node_kernel.cache_clear()
+        debye._interpolation.cache_clear()
+        start = time.perf_counter()
+        IncrementalPDF(blurred, r, params).pdf()
+        times.append(time.perf_counter() - start)
+    print(
+        "first G(r) on a new grid and Uiso (Debye kernel computed): "
+        f"{np.median(times) * 1e3:.1f} ms"
+    )
+
+
+def large(r, params, rng) -> tuple[float, float]:
+    """Return the times of a fresh G(r) of a 2075-atom blurred cluster.
+
+    The first through `simulate_pdf`, the second through a new
+    `IncrementalPDF`.
+    """
+    xyz = Octahedron("Pt", 15, cutoff=4).get_positions()
+    xyz = xyz + rng.normal(0, 0.1, xyz.shape)
+    return (
+        median_time(lambda: simulate_pdf(xyz, r, params=params), 10),
+        median_time(lambda: IncrementalPDF(xyz, r, params).pdf(), 10),
+    )
 
 
 def main():
@@ -98,10 +139,10 @@ def main():
     blurred = crystal + rng.normal(0, 0.1, crystal.shape)
     print(f"cluster: {len(crystal)} atoms, grid {r.size} points, 1 thread")
 
-    seconds = median_time(lambda: simulate_pdf(crystal))
-    print(f"simulate_pdf, crystalline: {seconds * 1e3:8.2f} ms")
-    seconds = median_time(lambda: simulate_pdf(blurred))
-    print(f"simulate_pdf, blurred:     {seconds * 1e3:8.2f} ms")
+    fresh = median_time(lambda: simulate_pdf(crystal))
+    print(f"simulate_pdf, crystalline: {fresh * 1e3:8.2f} ms")
+    fresh_blurred = median_time(lambda: simulate_pdf(blurred))
+    print(f"simulate_pdf, blurred:     {fresh_blurred * 1e3:8.2f} ms")
 
     for name, cluster in (("crystalline", crystal), ("blurred", blurred)):
         pairs = PairHistogram.from_cluster(cluster)
@@ -113,7 +154,8 @@ def main():
             f" {seconds * 1e3:.2f} ms"
         )
 
-    incremental(blurred, r, params, rng)
+    rate = incremental(blurred, r, params, rng)
+    first_call(blurred, r, params)
 
     clusters = batch_clusters(1000, rng)
     mean_atoms = np.mean([len(c) for c in clusters])
@@ -128,12 +170,31 @@ def main():
 
     if importlib.util.find_spec("diffpy.srreal") is None:
         print("srreal comparison skipped: diffpy.srreal is not installed")
-        return
-    reference = median_time(lambda: simulate_pdf(crystal, backend="srreal"), 5)
-    seconds = median_time(lambda: simulate_pdf(crystal))
+    else:
+        reference = median_time(
+            lambda: simulate_pdf(crystal, backend="srreal"), 5
+        )
+        seconds = median_time(lambda: simulate_pdf(crystal))
+        print(
+            f"srreal DebyePDFCalculator: {reference * 1e3:.1f} ms, "
+            f"numpy is {reference / seconds:.0f}x faster"
+        )
+
+    big_simulate, big_incremental = large(r, params, rng)
+    print("speed targets of issue #10, one thread:")
     print(
-        f"srreal DebyePDFCalculator: {reference * 1e3:.1f} ms, "
-        f"numpy is {reference / seconds:.0f}x faster"
+        f"  201 atoms: {rate:.0f} moves/s with G(r) after each"
+        " (target >= 5000)"
+    )
+    print(
+        f"  2075-atom disordered cluster, fresh G(r): simulate_pdf "
+        f"{big_simulate * 1e3:.1f} ms, IncrementalPDF "
+        f"{big_incremental * 1e3:.1f} ms (target <= 20 ms)"
+    )
+    print(
+        f"  201-atom cluster, fresh G(r) (simulate_pdf): crystalline "
+        f"{fresh * 1e3:.2f} ms, disordered {fresh_blurred * 1e3:.2f} ms"
+        " (target <= 1 ms)"
     )
 
 

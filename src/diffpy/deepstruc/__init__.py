@@ -20,6 +20,7 @@ from diffpy.deepstruc.version import __version__  # noqa: F401
 _PUBLIC = {
     "propose_structures": "diffpy.deepstruc.propose",
     "mine_library": "diffpy.deepstruc.mining",
+    "solve_structure": "diffpy.deepstruc.solve",
     "propose_many": "diffpy.deepstruc.batch",
     "mine_many": "diffpy.deepstruc.batch",
     "map_pdfs": "diffpy.deepstruc.batch",

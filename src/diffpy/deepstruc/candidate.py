@@ -53,9 +53,11 @@ class Candidate:
         (the coarse latent-plane grid), ``"refined"`` (the fine grids
         around the best decodes), ``"library"`` (a library cluster,
         mined, or one of the training shapes that propose ranks with
-        its decodes) or ``"restacked"`` (a close-packed candidate with
+        its decodes), ``"restacked"`` (a close-packed candidate with
         its layers moved on to another stacking,
-        :mod:`diffpy.deepstruc.restacking`).
+        :mod:`diffpy.deepstruc.restacking`) or ``"solved"`` (a candidate
+        whose atoms a site search added and removed,
+        :mod:`diffpy.deepstruc.solve`).
     r, gobs, gcalc : numpy.ndarray
         The fitted data and the candidate's scaled PDF on the same r.
     params : DebyeParameters
@@ -74,7 +76,8 @@ class Candidate:
         Structure type in the terms of ``type_weights``: a library
         cluster's type in its library; for a decode of the MMNP model the
         type of its nearest library geometry, of the stacking model its
-        stacking class (fcc, hcp or faulted); ``""`` when unknown.
+        stacking class (fcc, hcp or faulted); a solved candidate keeps
+        the type of its start; ``""`` when unknown.
     model : str
         Name of the model that proposed the candidate (its decodes and
         the library shapes it snapped to, whose ``latent`` lies in that
@@ -88,6 +91,12 @@ class Candidate:
         Relative weights of the structure types, largest first, from
         ``type_rw`` and the data's noise level
         (:mod:`diffpy.deepstruc.confidence`); None with ``type_rw``.
+    path : tuple of SearchStep
+        For a solved candidate (``source="solved"``), the accepted
+        changes of its site search from the candidate it started from:
+        the move, the atoms added and removed, the atom count and Rw
+        after each (:class:`diffpy.deepstruc.sitesearch.SearchStep`);
+        empty for the others.
     """
 
     xyz: np.ndarray
@@ -110,6 +119,7 @@ class Candidate:
     model: str = ""
     type_rw: dict[str, float] | None = field(default=None, repr=False)
     type_weights: dict[str, float] | None = field(default=None, repr=False)
+    path: tuple = field(default=(), repr=False)
 
     @property
     def n_atoms(self) -> int:

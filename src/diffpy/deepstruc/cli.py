@@ -5,15 +5,16 @@ Subcommands::
     deepstruc propose DATA.gr [DATA2.gr ...] -o OUTDIR   # solve structures
     deepstruc example [-o OUTDIR]                        # bundled Pt PDF
     deepstruc mine DATA.gr [...] -o OUTDIR [--library L] # fit a library
+    deepstruc solve DATA.gr [...] -o OUTDIR              # site search
     deepstruc simulate CLUSTER.xyz -o OUT.gr             # Debye PDF
     deepstruc library [--type fcc | --set stacking] [-o library.csv]
 
-``propose`` and ``mine`` take many inputs: files, shell patterns that
-the shell left alone (``'data/*.gr'``) and ``--files-from LIST``; with
-``--scheduler local:N`` or ``--scheduler tcp://host:8786`` they run on
-Dask (:mod:`diffpy.deepstruc.batch`).  A run on several inputs keeps
-going past a failing input and resumes in the same output folder
-(:mod:`diffpy.deepstruc.report`).
+``propose``, ``mine`` and ``solve`` take many inputs: files, shell
+patterns that the shell left alone (``'data/*.gr'``) and
+``--files-from LIST``; with ``--scheduler local:N`` or ``--scheduler
+tcp://host:8786`` they run on Dask (:mod:`diffpy.deepstruc.batch`).  A
+run on several inputs keeps going past a failing input and resumes in
+the same output folder (:mod:`diffpy.deepstruc.report`).
 
 Exit status (:data:`EXIT_CODES`): 0 on success, 1 when the data, a file
 or the model cannot be used (the message says why) or when any input of
@@ -228,6 +229,30 @@ def _propose(args) -> int:
     )
 
 
+def _solve(args) -> int:
+    from diffpy.deepstruc.report import run_solve
+
+    return run_solve(
+        input_files(args.data, args.files_from),
+        args.output,
+        force=args.force,
+        model=args.model,
+        top=args.top,
+        seed=args.seed,
+        max_atoms=args.max_atoms,
+        n_starts=args.starts,
+        qmax=args.qmax,
+        qmin=args.qmin,
+        qdamp=args.qdamp,
+        element=args.element,
+        fit_range=(args.rmin, args.rmax),
+        noise=args.noise,
+        command=args.command_line,
+        scheduler=args.scheduler,
+        series_key=args.series_key,
+    )
+
+
 def _mine(args) -> int:
     from diffpy.deepstruc.report import run_mine
 
@@ -276,8 +301,8 @@ def _example(args) -> int:
     return _propose(args)
 
 
-def _add_fit_options(parser, *, example: bool = False) -> None:
-    """Options shared by ``propose``, ``example`` and ``mine``."""
+def _add_fit_options(parser, *, example: bool = False, top: int = 10) -> None:
+    """Options shared by ``propose``, ``example``, ``mine`` and ``solve``."""
     from diffpy.deepstruc.propose import FIT_RANGE
 
     if example:
@@ -298,7 +323,7 @@ def _add_fit_options(parser, *, example: bool = False) -> None:
         help="replace the output folder if it holds results",
     )
     parser.add_argument(
-        "--top", type=int, default=10, help="number of candidates kept"
+        "--top", type=int, default=top, help="number of candidates kept"
     )
     parser.add_argument(
         "--qmax", type=float, help="Qmax in Å⁻¹ (default: file header)"
@@ -332,9 +357,8 @@ def _add_fit_options(parser, *, example: bool = False) -> None:
     )
 
 
-def _add_propose_options(parser, *, example: bool = False) -> None:
-    """Options of ``propose`` and ``example``."""
-    _add_fit_options(parser, example=example)
+def _add_model_options(parser) -> None:
+    """``--model`` and ``--seed``, of ``propose``, ``example``, ``solve``."""
     parser.add_argument(
         "--model",
         default="mmnp",
@@ -344,16 +368,22 @@ def _add_propose_options(parser, *, example: bool = False) -> None:
         "(default: mmnp)",
     )
     parser.add_argument(
-        "--samples",
-        type=int,
-        default=1000,
-        help="latent points drawn around the prior mean",
-    )
-    parser.add_argument(
         "--seed",
         type=int,
         default=0,
         help="seed of the latent sampling (same seed, same results)",
+    )
+
+
+def _add_propose_options(parser, *, example: bool = False) -> None:
+    """Options of ``propose`` and ``example``."""
+    _add_fit_options(parser, example=example)
+    _add_model_options(parser)
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=1000,
+        help="latent points drawn around the prior mean",
     )
     parser.add_argument(
         "--no-search",
@@ -379,7 +409,7 @@ def _scheduler(text: str) -> str:
 
 
 def _add_input_options(parser) -> None:
-    """Inputs and batch options of ``propose`` and ``mine``."""
+    """Inputs and batch options of ``propose``, ``mine`` and ``solve``."""
     parser.add_argument(
         "data",
         nargs="*",
@@ -460,6 +490,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mine.set_defaults(run=_mine)
 
+    solve = commands.add_parser(
+        "solve",
+        help="solve structures: site searches from the best proposals",
+        formatter_class=_Formatter,
+    )
+    _add_input_options(solve)
+    _add_fit_options(solve, top=5)
+    _add_model_options(solve)
+    solve.add_argument(
+        "--max-atoms",
+        type=int,
+        default=200,
+        help="most atoms of a solution; above 200 the 'large' library's "
+        "best clusters are starts too",
+    )
+    solve.add_argument(
+        "--starts",
+        type=int,
+        default=3,
+        help="best proposals of a known structure family searched",
+    )
+    solve.set_defaults(run=_solve)
+
     simulate = commands.add_parser(
         "simulate",
         help="Debye PDF of a cluster file (xyz, cif, pdb, stru, ...)",
@@ -533,7 +586,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("propose", "mine") and not (
+    if args.command in ("propose", "mine", "solve") and not (
         args.data or args.files_from
     ):
         parser.error(

@@ -72,6 +72,40 @@ def noise_level(candidate) -> float:
     return float(np.sqrt(np.mean(residual[beyond] ** 2)))
 
 
+def white_noise(r: np.ndarray, g: np.ndarray, qmax: float) -> float:
+    """Estimate the white noise of G from its spectrum beyond Qmax.
+
+    G(r) is a sine transform of F(Q) up to Qmax, so its Fourier
+    components at frequencies above Qmax hold nothing but noise added in
+    r space.  Noise that came with F(Q) is band-limited like G itself
+    and is not seen here (the estimate is then near zero).
+
+    Parameters
+    ----------
+    r, g : numpy.ndarray
+        G on an evenly spaced r grid.
+    qmax : float
+        Qmax of the data in Å⁻¹.
+
+    Returns
+    -------
+    float
+        Standard deviation of the white noise per point; 0 when the grid
+        is too coarse to hold frequencies beyond 1.5 Qmax.
+    """
+    step = (r[-1] - r[0]) / (len(r) - 1)
+    # a Hann window keeps the ends of the range from leaking into the
+    # high frequencies; white noise keeps sum(window^2) of its power
+    window = np.hanning(len(g))
+    spectrum = np.fft.rfft(g * window)
+    omega = 2 * math.pi * np.fft.rfftfreq(len(g), step)
+    beyond = omega > 1.5 * qmax
+    if beyond.sum() < 10:
+        return 0.0
+    power = np.mean(np.abs(spectrum[beyond]) ** 2)
+    return float(np.sqrt(power / np.sum(window**2)))
+
+
 def noise_rw(g: np.ndarray, noise: float) -> float:
     """The Rw that noise of standard deviation ``noise`` alone gives.
 

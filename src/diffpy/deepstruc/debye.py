@@ -18,7 +18,13 @@ depend on the element.  Two ways of summing the pairs are used: exact
 sums over the distinct distances of a cluster (crystalline clusters have
 few) and, for blurred clusters or batches, a spline-prefiltered cubic
 B-spline histogram of the distances on nodes ``_NODE_STEP`` apart, which
-keeps the relative error of ``G`` near 1e-5.  The exact path matches
+keeps the relative error of ``G`` near 1e-5.  The prefiltered Debye
+kernel of the nodes is computed once per Q-grid, Uiso and delta2 and
+cached (a few ms), as is the interpolation of each output r grid, so a
+G(r) costs one matrix-vector product and one FFT beyond the pair
+distances.  Histograms of more than ``_MANY_PAIRS`` distances are summed
+from counts and mean offsets in ``_FINE`` sub-intervals of each node
+interval, which adds an Rw of about 1e-6.  The exact path matches
 srreal to rounding error.  srreal's ``debyeprecision`` cut of tiny sine
 terms is not applied; it only matters for huge Uiso.
 """
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import lru_cache
 
 import numpy as np
 
@@ -57,6 +63,12 @@ _MERGE_TOL = 1e-4
 # nodes on each side that absorb the prefilter's boundary error
 _NODE_STEP = 0.02
 _NODE_MARGIN = 12
+# above this many distances, B-spline histograms are summed from counts
+# and mean offsets in _FINE sub-intervals of each node interval
+_MANY_PAIRS = 1 << 17
+_FINE = 32
+# distances binned at a time
+_BLOCK = 1 << 18
 # pairs per block of clusters in simulate_pdfs
 _CHUNK_PAIRS = 1 << 17
 
@@ -268,16 +280,17 @@ def _sin_outer(d: np.ndarray, grid: _FourierGrid) -> np.ndarray:
 
     Writing ``q = (nqmin + n j + i) qstep`` with ``0 <= i, j < n`` and
     using ``sin(a + b) = sin a cos b + cos a sin b`` needs only 4 n sines
-    and cosines per distance instead of n^2; numpy's sine is slow.
+    and cosines per distance instead of n^2 (numpy's sine is slow); the
+    sums are n x 2 by 2 x n matrix products, one per distance.
     """
     nk = grid.nq - grid.nqmin
     n = math.isqrt(max(nk - 1, 0)) + 1
     step = d[:, None] * grid.qstep
     coarse = step * (grid.nqmin + n * np.arange(n))
     fine = step * np.arange(n)
-    s = np.sin(coarse)[:, :, None] * np.cos(fine)[:, None, :]
-    s += np.cos(coarse)[:, :, None] * np.sin(fine)[:, None, :]
-    return s.reshape(d.size, n * n)[:, :nk]
+    left = np.stack([np.sin(coarse), np.cos(coarse)], axis=-1)
+    right = np.stack([np.cos(fine), np.sin(fine)], axis=1)
+    return (left @ right).reshape(d.size, n * n)[:, :nk]
 
 
 def _kernel(d: np.ndarray, grid: _FourierGrid, uiso: float, delta2: float):
@@ -311,32 +324,126 @@ def _spread(d, weights, rows, n_rows: int, lo: int, hi: int) -> np.ndarray:
     from scipy.ndimage import spline_filter1d
 
     hist = _bspline_counts(d, weights, rows, n_rows, lo, hi)
-    return spline_filter1d(hist.reshape(n_rows, hi - lo), axis=-1)
+    return spline_filter1d(hist, axis=-1)
 
 
-def _bspline_counts(d, weights, rows, n_rows: int, lo: int, hi: int):
-    """Return the flat (n_rows (hi - lo),) B-spline histogram of d."""
+# cubic B-spline weights of the nodes b - 1, ..., b + 2 of a distance at
+# x = b + t (in node steps) as polynomials in t, the columns 1, t, t^2, t^3
+_BSPLINE = (
+    np.array([[1, -3, 3, -1], [4, 0, -6, 3], [1, 3, 3, -3], [0, 0, 0, 1]])
+    / 6.0
+)
+
+
+def _bspline_counts(d, weights, rows, n_rows, lo, hi, drop=None):
+    """Return the (n_rows, hi - lo) cubic B-spline histograms of d.
+
+    Distance ``d[i]`` adds ``weights[i]`` (1 when weights is None) to
+    row ``rows[i]``, spread over its four nearest nodes; distances where
+    ``drop`` is True are left out.  The histogram is summed from the
+    moments ``sum w t^p`` (p = 0..3) of the offsets t of the distances
+    in each node interval, four `numpy.bincount` passes.  More than
+    ``_MANY_PAIRS`` distances per row take two: the count and the mean
+    offset in each of ``_FINE`` sub-intervals, which give the moments to
+    second order in the sub-interval width (an Rw of about 1e-6 in G).
+    """
     size = hi - lo
-    x = d / _NODE_STEP - 0.5
+    stride = size + 4  # padding nodes take the dropped distances
+    fine = _FINE if d.size > _MANY_PAIRS * n_rows else 1
+    sums = 0
+    # blocks that stay in the CPU caches; one block for few distances
+    for start in range(0, max(d.size, 1), _BLOCK):
+        block = slice(start, start + _BLOCK)
+        sums = sums + _interval_sums(
+            d[block],
+            None if weights is None else weights[block],
+            None if n_rows == 1 else np.asarray(rows)[block],
+            None if drop is None else drop[block],
+            (lo, size, stride, fine, n_rows),
+        )
+    if fine == 1:
+        moments = sums
+    else:
+        # sub-interval centres c and weighted offsets from them
+        c = (np.arange(fine) + 0.5) / fine
+        count = sums[0].reshape(-1, fine)
+        offset = (sums[1].reshape(-1, fine) - 0.5 * count) / fine
+        moments = [count.sum(1)] + [
+            count @ c**p + offset @ (p * c ** (p - 1)) for p in (1, 2, 3)
+        ]
+    parts = _BSPLINE @ np.asarray(moments)
+    hist = parts[1]
+    hist[:-1] += parts[0, 1:]
+    hist[1:] += parts[2, :-1]
+    hist[2:] += parts[3, :-2]
+    return hist.reshape(n_rows, stride)[:, :size]
+
+
+def _interval_sums(d, weights, rows, drop, layout) -> np.ndarray:
+    """Return the sums of ``w t^p`` of the distances in each interval.
+
+    ``layout`` is ``(lo, size, stride, fine, n_rows)`` of
+    `_bspline_counts`: intervals of ``_NODE_STEP / fine`` from node
+    ``lo``, ``stride`` nodes a row.  Powers p = 0..3, or 0..1 for
+    ``fine > 1``; t is the offset in the interval, in its widths.
+    """
+    lo, size, stride, fine, n_rows = layout
+    n_bins = n_rows * stride * fine
+    x = d * (fine / _NODE_STEP)
+    x -= (0.5 + lo) * fine
+    if drop is not None:
+        np.copyto(x, (size + 1.5) * fine, where=drop)
     base = np.floor(x)
-    t = x - base
+    x -= base
     index = base.astype(np.intp)
-    index += rows * size - lo
-    t2 = t * t
-    t3 = t2 * t
-    w0 = weights / 6 * (1 - 3 * t + 3 * t2 - t3)
-    w1 = weights / 6 * (4 - 6 * t2 + 3 * t3)
-    w3 = weights / 6 * t3
-    w2 = weights - w0 - w1 - w3
-    hist = np.zeros(n_rows * size)
-    for shift, w in enumerate((w0, w1, w2, w3), start=-1):
-        hist += np.bincount(index + shift, weights=w, minlength=hist.size)
-    return hist
+    if rows is not None:
+        index += rows * (stride * fine)
+    sums = np.empty((4 if fine == 1 else 2, n_bins))
+    sums[0] = np.bincount(index, weights, minlength=n_bins)
+    power = x if weights is None else x * weights
+    sums[1] = np.bincount(index, power, minlength=n_bins)
+    if fine == 1:
+        power = power * x
+        sums[2] = np.bincount(index, power, minlength=n_bins)
+        power *= x
+        sums[3] = np.bincount(index, power, minlength=n_bins)
+    return sums
 
 
 def _nodes(lo: int, hi: int) -> np.ndarray:
     """Return the positions of B-spline nodes lo <= b < hi in Å."""
     return (np.arange(lo, hi) + 0.5) * _NODE_STEP
+
+
+@lru_cache(maxsize=8)
+def _node_kernel(grid: _FourierGrid, uiso: float, delta2: float):
+    """Return the nodes [lo, hi) of grid's pair range and their kernel.
+
+    Computed once per grid, Uiso and delta2; the kernel must not be
+    changed.
+    """
+    bounds = np.array([max(grid.dlo, _NODE_STEP), grid.dhi])
+    lo, hi = _node_range(bounds)
+    kernel = _kernel(_nodes(lo, hi), grid, uiso, delta2)
+    kernel.flags.writeable = False
+    return lo, hi, kernel
+
+
+@lru_cache(maxsize=8)
+def _filtered_node_kernel(grid: _FourierGrid, uiso: float, delta2: float):
+    """`_node_kernel` with the spline prefilter applied along the nodes.
+
+    The prefilter is symmetric away from the ``_NODE_MARGIN`` empty
+    nodes, so the plain B-spline histogram of `_bspline_counts` times
+    this kernel equals its prefiltered histogram (`_spread`) times the
+    plain one, without a prefilter per histogram.
+    """
+    from scipy.ndimage import spline_filter1d
+
+    lo, hi, kernel = _node_kernel(grid, uiso, delta2)
+    kernel = spline_filter1d(kernel, axis=0)
+    kernel.flags.writeable = False
+    return lo, hi, kernel
 
 
 def _pair_sums(d, weights, rows, n_rows, grid, uiso, delta2) -> np.ndarray:
@@ -346,11 +453,11 @@ def _pair_sums(d, weights, rows, n_rows, grid, uiso, delta2) -> np.ndarray:
     that they span, and through the B-spline histogram otherwise.  Pairs
     below or within five nodes above ``sqrt(delta2)``, where the clipped
     Debye-Waller factor has a kink that splines cannot follow, are always
-    summed exactly.
+    summed exactly.  All d must lie in the pair range of grid.
     """
     f = np.zeros((n_rows, grid.nq - grid.nqmin))
     near = d < math.sqrt(delta2) + 5 * _NODE_STEP
-    far = d[~near]
+    far = d[~near] if near.any() else d
     lo, hi = _node_range(far) if far.size else (0, 0)
     exact = near | (far.size <= hi - lo)
     if exact.any():
@@ -359,24 +466,47 @@ def _pair_sums(d, weights, rows, n_rows, grid, uiso, delta2) -> np.ndarray:
         f += select @ _kernel(d[exact], grid, uiso, delta2)
     if not exact.all():
         smooth = ~exact
-        hist = _spread(
-            d[smooth], weights[smooth], rows[smooth], n_rows, lo, hi
-        )
-        f += hist @ _kernel(_nodes(lo, hi), grid, uiso, delta2)
+        lo, hi, kernel = _node_kernel(grid, uiso, delta2)
+        if exact.any():
+            d, weights, rows = d[smooth], weights[smooth], rows[smooth]
+        f += _spread(d, weights, rows, n_rows, lo, hi) @ kernel
     return f
+
+
+@lru_cache(maxsize=8)
+def _interpolation(grid: _FourierGrid, qdamp: float, r: bytes):
+    """Return the fine-grid index and the two weights of each r value.
+
+    G(r) is ``s[i] a + s[i + 1] b`` for ``s`` the imaginary part of the
+    FFT in `_pdf_from_f`: linear interpolation, the FFT's scale and the
+    qdamp envelope in one.  r is given as the bytes of a float array.
+    """
+    r = np.frombuffer(r)
+    x = r * (grid.n2 * grid.qstep / math.pi)
+    index = x.astype(np.intp)
+    w = x - index
+    scale = -2 / math.pi * grid.qstep * np.exp(-0.5 * (qdamp * r) ** 2)
+    result = (index, index + 1, (1 - w) * scale, w * scale)
+    for array in result:
+        array.flags.writeable = False
+    return result
 
 
 def _pdf_from_f(f: np.ndarray, grid: _FourierGrid, r, qdamp: float):
     """Return G(r) for F (..., n_q) on grid.q, as srreal transforms it."""
+    r = np.ascontiguousarray(r, dtype=float)
+    return _transform(f, grid, _interpolation(grid, qdamp, r.tobytes()))
+
+
+def _transform(f: np.ndarray, grid: _FourierGrid, interpolation):
+    """`_pdf_from_f` with the `_interpolation` of its r and qdamp."""
+    index, index1, a, b = interpolation
     coef = np.zeros(f.shape[:-1] + (grid.nq,))
     coef[..., grid.nqmin :] = f
-    spectrum = np.fft.rfft(coef, n=2 * grid.n2, axis=-1)
-    gfine = spectrum.imag * (-2 / math.pi * grid.qstep)
-    x = r * (grid.n2 * grid.qstep / math.pi)
-    lo = x.astype(np.intp)
-    w = x - lo
-    g = (1 - w) * gfine[..., lo] + w * gfine[..., lo + 1]
-    return g * np.exp(-0.5 * (qdamp * r) ** 2)
+    s = np.fft.rfft(coef, n=2 * grid.n2, axis=-1).imag
+    g = s[..., index] * a
+    g += s[..., index1] * b
+    return g
 
 
 def _check_scalars(zoom: float, uiso: float) -> None:
@@ -391,12 +521,13 @@ def _check_scalars(zoom: float, uiso: float) -> None:
 class PairHistogram:
     """Distinct pair distances of one cluster, for repeated G(r) fits.
 
-    Build it once with `from_cluster`; `pdf` then costs a few ms for any
-    zoom and Uiso.  Distances that agree when rounded to 1e-4 Å are
-    merged into one entry at their mean distance, so a crystalline cluster
-    keeps at most a few hundred entries and is summed exactly.  Blurred
-    clusters with more entries than spline nodes are summed through a
-    cubic B-spline histogram instead.
+    Build it once with `from_cluster`; `pdf` then costs well under a ms
+    for any zoom and Uiso (after the first call with a Uiso, which
+    computes the cached kernel).  Distances that agree when rounded to
+    1e-4 Å are merged into one entry at their mean distance, so a
+    crystalline cluster keeps at most a few hundred entries and is
+    summed exactly.  Blurred clusters with more entries than spline
+    nodes are summed through a cubic B-spline histogram instead.
 
     Attributes
     ----------
@@ -423,12 +554,23 @@ class PairHistogram:
         """
         xyz = cluster_xyz(cluster)
         d = pair_distances(xyz)
-        d = d[d > _SQRT_EPS]
-        _, group, counts = np.unique(
-            np.round(d / _MERGE_TOL), return_inverse=True, return_counts=True
-        )
-        mean = np.bincount(group, weights=d) / counts
-        return cls(mean, counts.astype(float), len(xyz))
+        if d.size and d.min() <= _SQRT_EPS:
+            d = d[d > _SQRT_EPS]
+        key = d / _MERGE_TOL
+        np.rint(key, out=key)
+        if key.size and key.max() < 16 * key.size + (1 << 18):
+            # count by key directly: sorting is much slower
+            group = key.astype(np.intp)
+            counts = np.bincount(group)
+            distinct = np.flatnonzero(counts > 0)
+            sums = np.bincount(group, weights=d)[distinct]
+            counts = counts[distinct]
+        else:
+            _, group, counts = np.unique(
+                key, return_inverse=True, return_counts=True
+            )
+            sums = np.bincount(group, weights=d)
+        return cls(sums / counts, counts.astype(float), len(xyz))
 
     def pdf(
         self,
@@ -471,10 +613,13 @@ class PairHistogram:
         r, rmin, rmax = _output_grid(r, params)
         grid = _fourier_grid(params, uiso, rmin, rmax, extendedrmax)
         d = self.distances * zoom
-        keep = (d >= grid.dlo) & (d <= grid.dhi) & (d > _SQRT_EPS)
-        d = d[keep]
+        weights = self.counts * (2 / self.n_atoms)
+        if d.size and (
+            d.min() <= max(grid.dlo, _SQRT_EPS) or d.max() > grid.dhi
+        ):
+            keep = (d >= grid.dlo) & (d <= grid.dhi) & (d > _SQRT_EPS)
+            d, weights = d[keep], weights[keep]
         rows = np.zeros(d.size, dtype=np.intp)
-        weights = self.counts[keep] * (2 / self.n_atoms)
         f = _pair_sums(d, weights, rows, 1, grid, uiso, params.delta2)
         return _pdf_from_f(f[0], grid, r, params.qdamp)
 
@@ -486,10 +631,11 @@ class IncrementalPDF:
     atoms are kept in the cubic B-spline histogram of `PairHistogram`'s
     blurred-cluster path (unfiltered, in pair counts), which adding,
     removing or moving one atom updates with its N - 1 distances, and
-    the Debye kernel of the histogram's nodes is computed once for the
-    fixed r grid, instrument parameters and Uiso.  `pdf` then costs a
-    spline prefilter, one matrix-vector product and one FFT, whatever
-    the number of atoms.  Pairs closer than ``sqrt(delta2)`` plus a few
+    the prefiltered Debye kernel of the histogram's nodes is computed
+    once for the r grid, instrument parameters and Uiso (and shared by
+    every calculator and `PairHistogram` with the same ones).  `pdf`
+    then costs one matrix-vector product and one FFT, whatever the
+    number of atoms.  Pairs closer than ``sqrt(delta2)`` plus a few
     nodes, which `PairHistogram` sums exactly, go through the histogram
     too (atoms that close are not physical); pairs outside srreal's
     pair range of the r grid are left out, as there.
@@ -518,13 +664,14 @@ class IncrementalPDF:
         _check_scalars(1.0, uiso)
         self._r, rmin, rmax = _output_grid(r, self._params)
         self._grid = _fourier_grid(self._params, uiso, rmin, rmax)
-        bounds = np.array([max(self._grid.dlo, _NODE_STEP), self._grid.dhi])
-        self._lo, self._hi = _node_range(bounds)
-        self._kernel = _kernel(
-            _nodes(self._lo, self._hi), self._grid, uiso, self._params.delta2
+        self._lo, self._hi, self._kernel = _filtered_node_kernel(
+            self._grid, uiso, self._params.delta2
+        )
+        self._interpolation = _interpolation(
+            self._grid, self._params.qdamp, self._r.tobytes()
         )
         self._xyz = cluster_xyz(cluster).copy()
-        self._counts = self._pair_counts(pair_distances(self._xyz), +1)
+        self._counts = self._histograms(pair_distances(self._xyz), 1)[0]
         self._data = None
 
     @property
@@ -537,17 +684,31 @@ class IncrementalPDF:
         """Number of atoms."""
         return len(self._xyz)
 
-    def _pair_counts(self, d: np.ndarray, sign: int) -> np.ndarray:
-        """The histogram of the distances d in the pair range, times sign."""
-        d = d[(d >= self._grid.dlo) & (d <= self._grid.dhi) & (d > _SQRT_EPS)]
-        rows = np.zeros(d.size, dtype=np.intp)
-        weights = np.full(d.size, float(sign))
-        return _bspline_counts(d, weights, rows, 1, self._lo, self._hi)
+    def _histograms(self, d: np.ndarray, n_rows=1, weights=None):
+        """B-spline histograms of the (n_rows, m) distances d, row by row.
 
-    def _update(self, position: np.ndarray, others: np.ndarray, sign: int):
-        """Add (+1) or remove (-1) the pairs of ``position`` with others."""
-        d = np.sqrt(((others - position) ** 2).sum(axis=1))
-        self._counts += self._pair_counts(d, sign)
+        Pairs outside the pair range of the grid and self pairs (zero
+        distance) are left out; ``weights`` (one per distance) default
+        to 1.
+        """
+        d = d.ravel()
+        grid, drop = self._grid, None
+        if d.size and d.max() > grid.dhi:
+            drop = d > grid.dhi
+        if d.size and d.min() <= max(grid.dlo, _SQRT_EPS):
+            low = (d < grid.dlo) | (d <= _SQRT_EPS)
+            drop = low if drop is None else drop | low
+        rows = None
+        if n_rows > 1:
+            rows = np.arange(n_rows).repeat(d.size // n_rows)
+        return _bspline_counts(
+            d, weights, rows, n_rows, self._lo, self._hi, drop
+        )
+
+    def _distances(self, sources: np.ndarray) -> np.ndarray:
+        """(len(sources), n_atoms) distances of sources to every atom."""
+        diff = self._xyz[None] - sources[:, None]
+        return np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
 
     def _position(self, position) -> np.ndarray:
         position = np.asarray(position, dtype=float)
@@ -567,24 +728,29 @@ class IncrementalPDF:
     def add(self, position) -> None:
         """Add an atom at ``position`` (Å) as the last one."""
         position = self._position(position)
-        self._update(position, self._xyz, +1)
+        self._counts += self._histograms(self._distances(position[None]), 1)[0]
         self._xyz = np.vstack([self._xyz, position])
 
     def remove(self, index: int) -> np.ndarray:
         """Remove atom ``index``; return its position (Å)."""
         index = self._index(index)
         position = self._xyz[index]
+        # the atom's distance to itself is zero, which is left out
+        self._counts -= self._histograms(self._distances(position[None]), 1)[0]
         self._xyz = np.delete(self._xyz, index, axis=0)
-        self._update(position, self._xyz, -1)
         return position
 
     def move(self, index: int, position) -> None:
         """Move atom ``index`` to ``position`` (Å)."""
         index = self._index(index)
         position = self._position(position)
-        others = np.delete(self._xyz, index, axis=0)
-        self._update(self._xyz[index], others, -1)
-        self._update(position, others, +1)
+        d = self._distances(np.array([self._xyz[index], position]))
+        sign = np.ones(d.shape)
+        sign[0] = -1.0  # the old pairs go, the new ones come
+        # the moved atom's pairs with itself: weight 0 at a distance in range
+        sign[:, index] = 0.0
+        d[:, index] = self._grid.dhi
+        self._counts += self._histograms(d, weights=sign.ravel())[0]
         self._xyz[index] = position
 
     def pdf(self) -> np.ndarray:
@@ -597,15 +763,22 @@ class IncrementalPDF:
         """
         if self.n_atoms == 0:
             raise ValueError("The cluster has no atoms; please add some.")
-        return self._pdfs(self._counts[None], np.array([self.n_atoms]))[0]
+        f = self._sums(self._counts) * (2 / self.n_atoms)
+        return _transform(f, self._grid, self._interpolation)
 
     def _pdfs(self, counts: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
         """G(r) of each row of histogram counts with its atom count."""
-        from scipy.ndimage import spline_filter1d
-
-        f = spline_filter1d(counts, axis=-1) @ self._kernel
+        f = self._sums(counts)
         f *= (2 / n_atoms)[:, None]
-        return _pdf_from_f(f, self._grid, self._r, self._params.qdamp)
+        return _transform(f, self._grid, self._interpolation)
+
+    def _sums(self, counts: np.ndarray) -> np.ndarray:
+        """F(Q) sums ``counts @ kernel`` over the nodes that hold pairs."""
+        held = np.flatnonzero(counts if counts.ndim == 1 else counts.any(0))
+        if held.size == 0:
+            return np.zeros(counts.shape[:-1] + self._kernel.shape[1:])
+        nodes = slice(held[0], held[-1] + 1)
+        return counts[..., nodes] @ self._kernel[nodes]
 
     def _trial_counts(self, add, remove):
         """Histogram counts and atom counts after each single change."""
@@ -617,13 +790,8 @@ class IncrementalPDF:
             raise ValueError("Removing the only atom leaves no cluster.")
         n_add, n_rows = len(add), len(add) + len(remove)
         sources = np.vstack([add, self._xyz[remove]])
-        d = np.sqrt(((sources[:, None] - self._xyz[None]) ** 2).sum(-1))
-        keep = (d >= self._grid.dlo) & (d <= self._grid.dhi) & (d > _SQRT_EPS)
-        rows, _ = np.nonzero(keep)
-        sign = np.where(rows < n_add, 1.0, -1.0)
-        delta = _bspline_counts(
-            d[keep], sign, rows, n_rows, self._lo, self._hi
-        ).reshape(n_rows, -1)
+        delta = self._histograms(self._distances(sources), n_rows)
+        delta[n_add:] *= -1
         n_atoms = self.n_atoms + np.where(np.arange(n_rows) < n_add, 1, -1)
         return self._counts + delta, n_atoms
 
@@ -679,30 +847,18 @@ class IncrementalPDF:
                 f"Please give G on the {self._r.size} points of the r grid."
             )
         counts, _ = self._trial_counts(add, remove)
-        h = counts @ self._filtered_kernel
+        h = self._sums(counts)
         b, m, gg = self._projection(g)
         num = h @ b
         den = np.einsum("ij,jk,ik->i", h, m, h)
         ratio = num**2 / np.where(den > 0, den, np.inf) / gg
         return np.sqrt(np.clip(1 - ratio, 0, None))
 
-    @cached_property
-    def _filtered_kernel(self) -> np.ndarray:
-        """The kernel with the spline prefilter applied on the node axis.
-
-        The prefilter is symmetric away from the empty margin nodes, so
-        ``prefilter(counts) @ kernel == counts @ _filtered_kernel``.
-        """
-        from scipy.ndimage import spline_filter1d
-
-        return spline_filter1d(self._kernel, axis=0)
-
     def _projection(self, g: np.ndarray):
         """``(A g, A A^T, g.g)`` of data g, where G = f A on this grid."""
         if self._data is None or not np.array_equal(self._data[0], g):
             n_f = self._kernel.shape[1]
-            qdamp = self._params.qdamp
-            a = _pdf_from_f(np.eye(n_f), self._grid, self._r, qdamp)
+            a = _transform(np.eye(n_f), self._grid, self._interpolation)
             self._data = (g.copy(), a @ g, a @ a.T, float(g @ g))
         return self._data[1:]
 

@@ -363,7 +363,7 @@ def propose_structures(
             for name, rw in (c.type_rw or {}).items():
                 type_rw[name] = min(rw, type_rw.get(name, rw))
         weigh_types(candidates, type_rw, candidates[0].params, noise)
-    return _ranked(candidates, top)
+    return ranked(candidates, top)
 
 
 def _propose(
@@ -452,11 +452,16 @@ def _propose(
         for name, rw in decoded.items():
             type_rw[name] = min(rw, type_rw.get(name, rw))
         weigh_types(candidates, type_rw, params, noise)
-    return _ranked(candidates, top)
+    return ranked(candidates, top)
 
 
-def _ranked(candidates: list[Candidate], top: int) -> list[Candidate]:
-    """The ``top`` best, near-duplicates giving way to the better fit."""
+def ranked(candidates: list[Candidate], top: int) -> list[Candidate]:
+    """The ``top`` best candidates, ranked and flagged.
+
+    Candidates are sorted by Rw, near-duplicates give way to the better
+    fit, and the rest get their rank and plausibility flags
+    (:func:`diffpy.deepstruc.plausibility.rank_candidates`).
+    """
     candidates.sort(key=lambda c: c.rw)
     keep = distinct_geometries([c.xyz for c in candidates])
     return rank_candidates([candidates[i] for i in keep], top)

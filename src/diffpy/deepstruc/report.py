@@ -1,4 +1,4 @@
-"""Write the results of ``deepstruc propose`` to an output folder.
+"""Write the results of ``deepstruc propose``, ``mine`` or ``solve``.
 
 For each PDF the folder (a subfolder per input when there are several)
 gets
@@ -11,7 +11,10 @@ gets
   and the fit (``candidate_NN.fgr``: r, Gobs, Gcalc, Gdiff);
 * fit plots ``fit_NN.png`` of the best candidates and ``latent_map.png``
   (with ``model="auto"`` one ``latent_map_<model>.png`` per model, with
-  that model's candidates).
+  that model's candidates);
+* for ``deepstruc solve``, ``search_path.csv``: the moves of the site
+  search of each solved candidate, with the atom count and Rw after
+  each.
 
 One input is written to a temporary folder next to the output and
 moved into place at the end, so an error or an interruption never leaves
@@ -106,6 +109,9 @@ CANDIDATE_COLUMNS = (
 )
 #: Columns of ``type_weights.csv``.
 TYPE_COLUMNS = ("type", "weight", "best_rw")
+#: Columns of ``search_path.csv``: the candidate's rank, the step number
+#: and the step (:class:`diffpy.deepstruc.sitesearch.SearchStep`).
+PATH_COLUMNS = ("rank", "step", "move", "added", "removed", "n_atoms", "rw")
 #: Columns of ``summary.csv``: the input, its subfolder, whether it
 #: failed and why, the columns of ``candidates.csv`` for its best
 #: candidate, and the second and third best as "type size, atoms, Rw".
@@ -235,6 +241,94 @@ def run_propose(
 
     return _run(
         "run_propose",
+        data,
+        output,
+        force=force,
+        settings=settings,
+        stream=stream,
+        origin={
+            "model": {"name": AUTO, "models": records} if auto else records[0]
+        },
+        nets=nets,
+        command=command,
+        dask=(scheduler, client),
+        series_key=series_key,
+    )
+
+
+def run_solve(
+    data,
+    output,
+    *,
+    force: bool = False,
+    model: str | Path = "mmnp",
+    top: int = 5,
+    seed: int = 0,
+    max_atoms: int = 200,
+    n_starts: int = 3,
+    qmax: float | None = None,
+    qmin: float | None = None,
+    qdamp: float | None = None,
+    element: str | None = None,
+    fit_range: tuple[float, float] = FIT_RANGE,
+    noise: float | None = None,
+    command: str | None = None,
+    scheduler: str | None = None,
+    client=None,
+    series_key: str | None = None,
+) -> int:
+    """Solve structures for PDF files and write the results to a folder.
+
+    The output is that of :func:`run_propose`, plus ``search_path.csv``:
+    the accepted moves of the search of every solved candidate
+    (:data:`PATH_COLUMNS`).
+
+    Parameters
+    ----------
+    data, output, force, model, top, seed, qmax, qmin, qdamp, element
+        As for :func:`run_propose`.
+    fit_range, noise, command, scheduler, client, series_key
+        As for :func:`run_propose`.
+    max_atoms, n_starts
+        Passed to :func:`diffpy.deepstruc.solve.solve_structure`.
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 1 when an input of several failed.
+
+    Raises
+    ------
+    FileExistsError, diffpy.deepstruc.pdfdata.PDFInputError, ValueError
+        As for :func:`run_propose`.
+    diffpy.deepstruc.batch.SchedulerError
+        As for :func:`run_propose`.
+    """
+    from diffpy.deepstruc.solve import solve_structure
+
+    auto = str(model) == AUTO
+    nets = [load_model(m) for m in (available_models() if auto else [model])]
+    records = [_model_record(net) for net in nets]
+    options = dict(
+        model=model,
+        top=top,
+        seed=seed,
+        max_atoms=max_atoms,
+        n_starts=n_starts,
+        fit_range=fit_range,
+        noise=noise,
+        element=element,
+        qmax=qmax,
+        qmin=qmin,
+        qdamp=qdamp,
+    )
+    settings = {**options, "model": str(model), "fit_range": list(fit_range)}
+
+    def stream(paths, client):
+        return map_pdfs(solve_structure, paths, client=client, **options)
+
+    return _run(
+        "run_solve",
         data,
         output,
         force=force,
@@ -752,6 +846,13 @@ def _write_results(
         ]
         _write_csv(folder / "type_weights.csv", TYPE_COLUMNS, rows)
         save(plot_type_weights(best), folder / "type_weights.png")
+    rows = [
+        {"rank": c.rank, "step": k, **asdict(step), "rw": f"{step.rw:.6g}"}
+        for c in candidates
+        for k, step in enumerate(c.path)
+    ]
+    if rows:
+        _write_csv(folder / "search_path.csv", PATH_COLUMNS, rows)
     for candidate in candidates:
         stem = folder / f"candidate_{candidate.rank:02d}"
         for suffix in STRUCTURE_SUFFIXES:

@@ -19,6 +19,9 @@ that provides
     are solver specific.  Each candidate has ``structure`` (a
     ``diffpy.structure.Structure``), ``rw`` (float) and ``pdf`` (the
     ``(r, G_calc)`` of its fit).
+``solve(gr, **kwargs)`` -> list, optional
+    As ``propose``, for solvers that also refine their proposals into
+    solutions; the candidates are of the same kind.
 
 Loading the entry point must stay cheap: import heavy libraries inside
 ``propose``.  A program finds the solvers with, e.g.::
@@ -69,6 +72,27 @@ class DeepStrucSolver:
         from diffpy.deepstruc.propose import propose_structures
 
         return propose_structures(gr, **kwargs)
+
+    def solve(self, gr, **kwargs) -> list[Candidate]:
+        """Solve the structure of a PDF: site searches from the proposals.
+
+        Parameters
+        ----------
+        gr : str, os.PathLike, tuple or PDFData
+            The PDF, as for :meth:`propose`.
+        **kwargs
+            Keywords of :func:`~diffpy.deepstruc.solve.solve_structure`
+            (``top``, ``max_atoms``, ``qmax``, ``element``, ...).
+
+        Returns
+        -------
+        list of Candidate
+            Solved candidates (``source="solved"``) and the proposals
+            they started from, ranked by Rw.
+        """
+        from diffpy.deepstruc.solve import solve_structure
+
+        return solve_structure(gr, **kwargs)
 
 
 #: The object that the ``diffpy.structure_solvers`` entry point names.

@@ -1,0 +1,728 @@
+"""Site search: grow and trim a candidate on the sites of its family.
+
+A candidate structure (a decode or a library shape) is placed on a
+template of its structure family, built in units of the
+nearest-neighbour distance: the fcc, bcc, sc or hcp lattice, a Mackay
+icosahedron of more shells or a larger Ino decahedron, whose sites hold
+those of every smaller cluster of the family (Marks decahedra and
+truncated forms included).  :func:`align` finds the rotation, shift and
+scale that put the candidate's atoms on template sites
+(:func:`template` gives the sites); the sites within a few
+nearest-neighbour distances of the candidate form the pool.
+
+:func:`site_search` then changes which pool sites are occupied, one
+move at a time, each the best by the data of all moves of its kind:
+
+* add one atom on an empty site touching at least
+  :data:`MIN_CONTACTS` occupied sites, or remove one surface atom, all
+  scored in one batch (:meth:`~diffpy.deepstruc.debye.IncrementalPDF.
+  trial_rw`);
+* add or remove a whole facet layer: the sites of the next plane beyond,
+  or the atoms on, each facet of the convex hull of the atoms;
+* when none of these helps: move one surface atom to another site (the
+  best removals, each followed by the best addition), or move a facet
+  layer to another facet (the best layer removals and additions
+  paired);
+* scale, zoom and Uiso are refitted every :data:`REFIT_EVERY` accepted
+  moves and before the search stops
+  (:func:`~diffpy.deepstruc.fitting.fit_cluster`).
+
+A move is accepted when it lowers the Bayesian information criterion
+
+    BIC = n_eff Rw^2 sum(G^2) / (n sigma^2) + ln(n_eff) k,
+
+where ``n`` data points over ``r_max - r_min`` hold
+``n_eff = (r_max - r_min) Q_max / pi`` independent values (the
+Nyquist-Shannon count), ``sigma`` is the noise of G and ``k`` the number
+of sites whose occupancy differs from the start.  Each change must so
+lower the misfit by more than noise could; on noisy data the search stops
+where further atoms are not supported, on clean data it stops when no
+move lowers Rw.  A held-out r range would not do: every atom of a
+finite particle contributes to G at all r up to its diameter.  The search
+is deterministic: the same start and data give the same result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+
+from diffpy.deepstruc.debye import DebyeParameters, IncrementalPDF
+from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
+
+__all__ = [
+    "FAMILIES",
+    "SearchResult",
+    "SearchStep",
+    "align",
+    "family_of",
+    "site_search",
+    "template",
+]
+
+#: Template families and the structure types (of the MMNP library and
+#: the stacking classes) that belong to each.
+FAMILIES = {
+    "fcc": ("fcc", "octahedral"),
+    "bcc": ("bcc",),
+    "sc": ("sc",),
+    "hcp": ("hcp",),
+    "icosahedral": ("icosahedral",),
+    "decahedral": ("decahedral",),
+}
+#: Sites closer than this (units of d) are neighbours; bcc's second
+#: neighbours lie at 1.155 d.
+NEIGHBOUR_CUTOFF = {"bcc": 1.08}
+DEFAULT_NEIGHBOUR_CUTOFF = 1.2
+#: An atom may be added where it has at least this many occupied sites
+#: within :data:`CONTACT_RADIUS` d.
+MIN_CONTACTS = 3
+CONTACT_RADIUS = 1.5
+#: Candidate atoms further than this (units of d) from every template
+#: site after alignment are not matched.
+MATCH_TOLERANCE = 0.3
+#: Least fraction of a candidate's atoms on template sites for a start.
+MIN_MATCHED = 0.7
+#: Pool sites reach this far (units of d) beyond the candidate's atoms.
+POOL_MARGIN = 3.0
+#: Accepted moves between refits of scale, zoom and Uiso.
+REFIT_EVERY = 8
+#: Best single removals tried as the first half of a move.
+SWAP_STARTS = 6
+#: Best layer removals and additions paired as layer transfers.
+TRANSFER_STARTS = 4
+#: Greatest number of accepted moves of one search (by default).
+MAX_MOVES = 400
+#: Facet normals closer than this (cosine) are one facet.
+FACET_COSINE = 0.999
+#: Atoms within this distance (units of d) of a facet plane are on it.
+LAYER_TOLERANCE = 0.2
+
+
+@dataclass(frozen=True)
+class SearchStep:
+    """One accepted change of a site search.
+
+    Attributes
+    ----------
+    move : str
+        ``"start"``, ``"add"``, ``"remove"``, ``"move"``, ``"add layer"``,
+        ``"remove layer"``, ``"move layer"`` or ``"refit"``.
+    added, removed : int
+        Atoms added and removed by the change.
+    n_atoms : int
+        Atoms after the change.
+    rw : float
+        Rw after the change (scale fitted; zoom and Uiso as last
+        refitted).
+    """
+
+    move: str
+    added: int
+    removed: int
+    n_atoms: int
+    rw: float
+
+
+@dataclass
+class SearchResult:
+    """Outcome of :func:`site_search`.
+
+    Attributes
+    ----------
+    xyz : numpy.ndarray
+        ``(n_atoms, 3)`` coordinates in Å of the final structure, before
+        its last fit's zoom.
+    family : str
+        Template family searched on.
+    matched : float
+        Fraction of the start's atoms placed on template sites.
+    path : list of SearchStep
+        The accepted changes, from the start.
+    """
+
+    xyz: np.ndarray
+    family: str
+    matched: float
+    path: list[SearchStep] = field(default_factory=list)
+
+    @property
+    def added(self) -> int:
+        """Atoms added in all, over the whole path."""
+        return sum(step.added for step in self.path)
+
+    @property
+    def removed(self) -> int:
+        """Atoms removed in all, over the whole path."""
+        return sum(step.removed for step in self.path)
+
+
+def family_of(cluster_type: str) -> str | None:
+    """The template family of a structure type, None when it has none."""
+    for family, types in FAMILIES.items():
+        if cluster_type in types:
+            return family
+    return None
+
+
+def _nn_distance(xyz: np.ndarray) -> float:
+    """Median nearest-neighbour distance of a cluster."""
+    from scipy.spatial import cKDTree
+
+    distance, _ = cKDTree(xyz).query(xyz, k=2)
+    return float(np.median(distance[:, 1]))
+
+
+def _lattice(basis: np.ndarray, motif: np.ndarray, radius: float):
+    """Lattice points ``n @ basis + motif`` within radius of the origin."""
+    reach = int(math.ceil(radius / np.linalg.svd(basis)[1].min())) + 1
+    n = np.arange(-reach, reach + 1)
+    grid = np.stack(np.meshgrid(n, n, n, indexing="ij"), -1).reshape(-1, 3)
+    points = (grid @ basis)[:, None, :] + motif[None]
+    points = points.reshape(-1, 3)
+    return points[np.linalg.norm(points, axis=1) <= radius]
+
+
+def _ase_template(family: str, radius: float) -> np.ndarray:
+    """The smallest ASE icosahedron or Ino decahedron reaching radius."""
+    from ase import cluster
+
+    for n in range(2, 64):
+        if family == "icosahedral":
+            atoms = cluster.Icosahedron("Cu", n, latticeconstant=math.sqrt(2))
+        else:
+            atoms = cluster.Decahedron(
+                "Cu", n, n, 0, latticeconstant=math.sqrt(2)
+            )
+        xyz = atoms.get_positions()
+        xyz -= xyz.mean(0)
+        xyz /= _nn_distance(xyz)
+        if np.linalg.norm(xyz, axis=1).max() >= radius:
+            return xyz
+    raise ValueError(f"No {family} template reaches {radius} d.")
+
+
+@lru_cache(maxsize=32)
+def template(family: str, radius: float) -> np.ndarray:
+    """Sites of a structure family within ``radius`` of its centre.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILIES`.
+    radius : float
+        Least radius of the template in units of the nearest-neighbour
+        distance d (rounded up to a whole d for the cache).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_sites, 3)`` site coordinates in units of d, the centre (a
+        site) at the origin.
+    """
+    radius = float(math.ceil(radius))
+    if family == "fcc":
+        basis = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]) / math.sqrt(2)
+        return _lattice(basis, np.zeros((1, 3)), radius)
+    if family == "bcc":
+        basis = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]]) / math.sqrt(3)
+        return _lattice(basis, np.zeros((1, 3)), radius)
+    if family == "sc":
+        return _lattice(np.eye(3), np.zeros((1, 3)), radius)
+    if family == "hcp":
+        c = math.sqrt(8 / 3)
+        basis = np.array([[1, 0, 0], [0.5, math.sqrt(3) / 2, 0], [0, 0, c]])
+        motif = np.array([[0, 0, 0], [0.5, math.sqrt(3) / 6, c / 2]])
+        return _lattice(basis, motif, radius)
+    if family in ("icosahedral", "decahedral"):
+        return _ase_template(family, radius)
+    raise ValueError(
+        f"Unknown structure family {family!r}; please use one of "
+        f"{', '.join(FAMILIES)}."
+    )
+
+
+def _neighbours(xyz: np.ndarray, i: int, cutoff: float) -> np.ndarray:
+    """Vectors from atom i to its neighbours within cutoff."""
+    v = xyz - xyz[i]
+    d = np.linalg.norm(v, axis=1)
+    return v[(d > 0.5) & (d < cutoff)]
+
+
+def _frame(u: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Orthonormal frame (rows) of two non-collinear vectors."""
+    e1 = u / np.linalg.norm(u)
+    e3 = np.cross(u, w)
+    e3 /= np.linalg.norm(e3)
+    return np.array([e1, np.cross(e3, e1), e3])
+
+
+def _angle(u: np.ndarray, w: np.ndarray) -> float:
+    cos = u @ w / (np.linalg.norm(u) * np.linalg.norm(w))
+    return math.degrees(math.acos(np.clip(cos, -1, 1)))
+
+
+def _similarity(source: np.ndarray, target: np.ndarray):
+    """Scale, rotation and shift with target ~ scale * source @ R.T + t."""
+    a = source - source.mean(0)
+    b = target - target.mean(0)
+    u, s, vt = np.linalg.svd(b.T @ a)
+    sign = np.sign(np.linalg.det(u @ vt))
+    u[:, -1] *= sign
+    s[-1] *= sign
+    rotation = u @ vt
+    scale = s.sum() / (a * a).sum()
+    return (
+        scale,
+        rotation,
+        target.mean(0) - scale * source.mean(0) @ rotation.T,
+    )
+
+
+def _anchors(sites: np.ndarray, cutoff: float) -> list[int]:
+    """One site per distinct environment, the nearest to the centre."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(sites)
+    near = np.flatnonzero(np.linalg.norm(sites, axis=1) <= 3.0)
+    chosen: dict[tuple, int] = {}
+    for i in near[np.argsort(np.linalg.norm(sites[near], axis=1))]:
+        shell = np.sort(tree.query(sites[i], k=19)[0][1:])
+        key = tuple(np.round(shell / 0.05).astype(int))
+        chosen.setdefault(key, int(i))
+    return list(chosen.values())
+
+
+def align(xyz: np.ndarray, family: str):
+    """Place a cluster on the sites of a family's template.
+
+    The most coordinated atom nearest the centroid and two of its
+    neighbour vectors are matched with every pair of neighbour vectors
+    at the same angle around one site of each distinct environment of
+    the template; the rotation that puts most atoms on sites wins and is
+    refined (with a common scale) on the matched atoms.
+
+    Parameters
+    ----------
+    xyz : numpy.ndarray
+        ``(n_atoms, 3)`` coordinates in Å.
+    family : str
+        One of :data:`FAMILIES`.
+
+    Returns
+    -------
+    sites : numpy.ndarray
+        The template sites (units of d) that reach :data:`POOL_MARGIN`
+        beyond the cluster.
+    occupied : numpy.ndarray
+        Indices into ``sites`` of the matched atoms (each site once).
+    unit : float
+        Å per template unit: the cluster is ``sites[occupied] * unit``
+        up to a rotation and shift.
+    matched : float
+        Fraction of the atoms on a site.
+    """
+    from scipy.spatial import cKDTree
+
+    xyz = np.asarray(xyz, dtype=float)
+    d = _nn_distance(xyz) if len(xyz) > 1 else 1.0
+    unit_xyz = (xyz - xyz.mean(0)) / d
+    cutoff = NEIGHBOUR_CUTOFF.get(family, DEFAULT_NEIGHBOUR_CUTOFF)
+    counts = np.array(
+        [len(_neighbours(unit_xyz, i, cutoff)) for i in range(len(xyz))]
+    )
+    centrality = np.linalg.norm(unit_xyz, axis=1)
+    anchor = int(np.lexsort((centrality, -counts))[0])
+    sites = template(family, centrality.max() * 2 + POOL_MARGIN + 2)
+    tree = cKDTree(sites)
+    best = (-1, None)
+    u = _neighbours(unit_xyz, anchor, cutoff)
+    if len(u) >= 2:
+        angles = [_angle(u[0], w) for w in u[1:]]
+        k = 1 + int(np.argmin(np.abs(np.array(angles) - 90)))
+        target = _frame(u[0], u[k])
+        for b in _anchors(sites, cutoff):
+            w = _neighbours(sites, b, cutoff)
+            for i, j in np.ndindex(len(w), len(w)):
+                if i == j or abs(_angle(w[i], w[j]) - angles[k - 1]) > 5:
+                    continue
+                rotation = _frame(w[i], w[j]).T @ target
+                placed = (unit_xyz - unit_xyz[anchor]) @ rotation.T
+                placed += sites[b]
+                distance, _ = tree.query(placed)
+                hits = int((distance < MATCH_TOLERANCE).sum())
+                if hits > best[0]:
+                    best = (hits, placed)
+    if best[1] is None:
+        # one atom, or too few neighbours to orient: the centre site
+        placed = unit_xyz - unit_xyz[anchor]
+    else:
+        placed = best[1]
+    distance, index = tree.query(placed)
+    hit = distance < MATCH_TOLERANCE
+    scale = 1.0
+    if hit.sum() >= 3:
+        scale, rotation, shift = _similarity(placed[hit], sites[index[hit]])
+        placed = scale * placed @ rotation.T + shift
+        distance, index = tree.query(placed)
+        hit = distance < MATCH_TOLERANCE
+    occupied = np.unique(index[hit])
+    centre = sites[occupied].mean(0) if len(occupied) else np.zeros(3)
+    reach = np.linalg.norm(sites[occupied] - centre, axis=1).max(initial=0)
+    keep = np.linalg.norm(sites - centre, axis=1) <= reach + POOL_MARGIN
+    renumber = np.cumsum(keep) - 1
+    return (
+        sites[keep],
+        renumber[occupied],
+        d / scale,
+        float(len(occupied) / len(xyz)),
+    )
+
+
+class _Search:
+    """State of one site search: which sites hold atoms, and their PDF.
+
+    ``order`` lists the site of each atom in the order of the
+    incremental calculator, ``occupied`` flags the sites.
+    """
+
+    def __init__(self, sites, occupied, unit, family, r, g, params, uiso):
+        from scipy.sparse import csr_matrix
+        from scipy.spatial import cKDTree
+
+        self.sites, self.unit, self.uiso = sites, unit, uiso
+        self.r, self.g, self.params = r, g, params
+        self.occupied = np.zeros(len(sites), dtype=bool)
+        self.occupied[occupied] = True
+        self.start = self.occupied.copy()
+        self.order = [int(i) for i in occupied]
+        tree = cKDTree(sites)
+
+        def adjacency(radius):
+            pairs = tree.query_pairs(radius, output_type="ndarray")
+            i, j = np.concatenate([pairs, pairs[:, ::-1]]).T
+            ones = np.ones(len(i))
+            return csr_matrix((ones, (i, j)), shape=(len(sites),) * 2)
+
+        cutoff = NEIGHBOUR_CUTOFF.get(family, DEFAULT_NEIGHBOUR_CUTOFF)
+        self.neighbours = adjacency(cutoff)
+        self.degree = np.asarray(self.neighbours.sum(1)).ravel()
+        self.contacts = adjacency(CONTACT_RADIUS)
+        self.calc = self._calculator()
+
+    def _calculator(self) -> IncrementalPDF:
+        return IncrementalPDF(self.xyz, self.r, self.params, uiso=self.uiso)
+
+    @property
+    def xyz(self) -> np.ndarray:
+        """Coordinates (Å) of the atoms, in calculator order."""
+        return self.sites[self.order] * self.unit
+
+    @property
+    def changes(self) -> int:
+        """Sites whose occupancy differs from the start."""
+        return int((self.occupied != self.start).sum())
+
+    def change(self, sites, adding: bool) -> np.ndarray:
+        """How each of these additions (removals) changes `changes`."""
+        differs = self.start[sites] != adding
+        return np.where(differs, 1, -1)
+
+    def additions(self) -> np.ndarray:
+        """Empty sites touching at least MIN_CONTACTS atoms."""
+        touching = self.contacts @ self.occupied.astype(float)
+        return np.flatnonzero(~self.occupied & (touching >= MIN_CONTACTS))
+
+    def surface(self) -> np.ndarray:
+        """Atoms that may be removed: surface atoms, none leaving another
+        with fewer than :data:`MIN_CONTACTS` neighbours."""
+        occupied = self.occupied.astype(float)
+        held = self.neighbours @ occupied
+        empty = self.degree - held
+        edge = self.degree < self.degree.max()
+        weak = self.occupied & (held <= MIN_CONTACTS)
+        leaves_weak = self.neighbours @ weak.astype(float) > 0
+        surface = (empty > 0) | edge
+        return np.flatnonzero(self.occupied & surface & ~leaves_weak)
+
+    def add(self, site: int) -> None:
+        self.calc.add(self.sites[site] * self.unit)
+        self.order.append(int(site))
+        self.occupied[site] = True
+
+    def remove(self, site: int) -> None:
+        k = self.order.index(int(site))
+        self.calc.remove(k)
+        self.order.pop(k)
+        self.occupied[site] = False
+
+    def rw(self) -> float:
+        """Rw of the current atoms with the scale fitted."""
+        return float(scale_and_rw(self.g, self.calc.pdf())[1])
+
+    def trial_rw(self, add=(), remove=()) -> np.ndarray:
+        """Rw after adding each site of add, then removing each of remove."""
+        index = {site: k for k, site in enumerate(self.order)}
+        return self.calc.trial_rw(
+            self.g,
+            add=self.sites[np.asarray(add, dtype=np.intp)] * self.unit,
+            remove=[index[int(s)] for s in remove],
+        )
+
+    def group_rw(self, add=(), remove=()) -> float:
+        """Rw after adding and removing these sites together (undone)."""
+        for site in remove:
+            self.remove(site)
+        for site in add:
+            self.add(site)
+        rw = self.rw()
+        for site in add:
+            self.remove(site)
+        for site in remove:
+            self.add(site)
+        return rw
+
+    def refit(self) -> float:
+        """Fit scale, zoom and Uiso; rescale the sites; return the Rw."""
+        fit = fit_cluster(
+            self.xyz, self.r, self.g, self.params, uiso=self.uiso
+        )
+        self.unit *= fit.zoom
+        self.uiso = fit.uiso
+        self.calc = self._calculator()
+        return fit.rw
+
+
+def _facets(points: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """Distinct (normal, offset) planes of the convex hull of points."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        hull = ConvexHull(points)
+    except (QhullError, ValueError):
+        return []
+    planes: list[tuple[np.ndarray, float]] = []
+    for equation in hull.equations:
+        normal = equation[:3]
+        if all(normal @ n < FACET_COSINE for n, _ in planes):
+            planes.append((normal, float((points @ normal).max())))
+    return planes
+
+
+def site_search(
+    xyz: np.ndarray,
+    family: str,
+    r: np.ndarray,
+    g: np.ndarray,
+    params: DebyeParameters | None = None,
+    *,
+    uiso: float | None = None,
+    noise: float = 0.0,
+    max_atoms: int | None = None,
+    max_moves: int = MAX_MOVES,
+    progress: Callable[[int, int], None] | None = None,
+) -> SearchResult:
+    """Search the occupied sites of a family that fit the data best.
+
+    Parameters
+    ----------
+    xyz : numpy.ndarray
+        ``(n_atoms, 3)`` coordinates in Å of the start, at the data's
+        scale (its nearest-neighbour distance about that of the data).
+    family : str
+        Template family (:data:`FAMILIES`; :func:`family_of` maps a
+        structure type to it).
+    r, g : numpy.ndarray
+        The data in the fit range.
+    params : DebyeParameters, optional
+        Instrument parameters; the defaults when None.
+    uiso : float, optional
+        Starting Uiso in Å², by default ``params.uiso``.
+    noise : float
+        Standard deviation of the noise of G, for the information
+        criterion; 0 accepts every move that lowers Rw.
+    max_atoms : int, optional
+        Greatest number of atoms; no limit when None.
+    max_moves : int
+        Greatest number of accepted moves.
+    progress : callable, optional
+        Called as ``progress(moves, max_moves)`` after each accepted move.
+
+    Returns
+    -------
+    SearchResult
+
+    Raises
+    ------
+    ValueError
+        When fewer than :data:`MIN_MATCHED` of the atoms lie on the
+        family's sites.
+    """
+    params = params or DebyeParameters()
+    r = np.asarray(r, dtype=float)
+    g = np.asarray(g, dtype=float)
+    sites, occupied, unit, matched = align(xyz, family)
+    if matched < MIN_MATCHED:
+        raise ValueError(
+            f"Only {matched:.0%} of the start's atoms lie on {family} "
+            "sites; please start from a cluster of that family."
+        )
+    uiso = params.uiso if uiso is None else uiso
+    search = _Search(sites, occupied, unit, family, r, g, params, uiso)
+    n_eff = max((r[-1] - r[0]) * params.qmax / math.pi, 2.0)
+    sigma2 = max(noise, 1e-6 * np.abs(g).max()) ** 2
+    weight = n_eff * float(g @ g) / (len(g) * sigma2)
+    penalty = math.log(n_eff)
+    limit = max_atoms or math.inf
+
+    def bic(rw, changes):
+        return weight * np.square(rw) + penalty * np.asarray(changes)
+
+    rw = search.refit()
+    path = [SearchStep("start", 0, 0, len(search.order), rw)]
+    score = bic(rw, 0)
+    since_refit = 0
+    while len(path) <= max_moves:
+        options = _singles(search, bic, limit) + _layers(search, bic, limit)
+        best = min(options, key=lambda option: option[0], default=None)
+        if best is None or best[0] >= score:
+            best = min(
+                _moves(search, bic) + _transfers(search, bic, options),
+                key=lambda option: option[0],
+                default=None,
+            )
+        if best is None or best[0] >= score:
+            if not since_refit:
+                break
+            move, added, removed = "refit", (), ()
+        else:
+            _, move, added, removed = best
+            for site in removed:
+                search.remove(site)
+            for site in added:
+                search.add(site)
+            since_refit += 1
+        if move == "refit" or since_refit == REFIT_EVERY:
+            rw = search.refit()
+            since_refit = 0
+        else:
+            rw = search.rw()
+        score = bic(rw, search.changes)
+        path.append(
+            SearchStep(move, len(added), len(removed), len(search.order), rw)
+        )
+        if progress is not None:
+            progress(len(path) - 1, max_moves)
+    xyz = search.xyz
+    return SearchResult(xyz - xyz.mean(0), family, matched, path)
+
+
+def _singles(search: _Search, bic, limit) -> list:
+    """The best single addition and removal: [(BIC, move, added, removed)]."""
+    adds = search.additions() if len(search.order) < limit else []
+    removes = search.surface() if len(search.order) > 1 else []
+    if len(adds) + len(removes) == 0:
+        return []
+    rw = search.trial_rw(adds, removes)
+    changes = search.changes + np.concatenate(
+        [search.change(adds, True), search.change(removes, False)]
+    )
+    scores = bic(rw, changes)
+    options = []
+    if len(adds):
+        k = int(np.argmin(scores[: len(adds)]))
+        options.append((float(scores[k]), "add", [int(adds[k])], []))
+    if len(removes):
+        k = int(np.argmin(scores[len(adds) :]))
+        site = int(removes[k])
+        options.append((float(scores[len(adds) + k]), "remove", [], [site]))
+    return options
+
+
+def _moves(search: _Search, bic) -> list:
+    """The best moves of one surface atom to another site, as `_singles`.
+
+    The :data:`SWAP_STARTS` removals that fit best are each followed by
+    the best addition.
+    """
+    removes = search.surface() if len(search.order) > 1 else []
+    if len(removes) == 0:
+        return []
+    options = []
+    rw = search.trial_rw(remove=removes)
+    for site in removes[np.argsort(rw, kind="stable")[:SWAP_STARTS]]:
+        search.remove(site)
+        adds = search.additions()
+        adds = adds[adds != site]
+        if len(adds):
+            scores = bic(
+                search.trial_rw(add=adds),
+                search.changes + search.change(adds, True),
+            )
+            k = int(np.argmin(scores))
+            options.append((float(scores[k]), "move", [int(adds[k])], [site]))
+        search.add(site)
+    return options
+
+
+def _layers(search: _Search, bic, limit) -> list:
+    """Facet layers added or removed, as `_singles`.
+
+    For each facet of the convex hull of the atoms: remove the atoms on
+    it, or add the sites of the next plane beyond it that lie within all
+    other facets.
+    """
+    occupied = np.flatnonzero(search.occupied)
+    planes = _facets(search.sites[occupied])
+    changes = []
+    for normal, offset in planes:
+        height = search.sites @ normal
+        layer = occupied[height[occupied] > offset - LAYER_TOLERANCE]
+        if 0 < len(layer) < len(occupied):
+            changes.append(("remove layer", [], list(layer)))
+        beyond = height > offset + LAYER_TOLERANCE
+        if not beyond.any():
+            continue
+        inside = np.ones(len(search.sites), dtype=bool)
+        for other, reach in planes:
+            if other @ normal < FACET_COSINE:
+                inside &= search.sites @ other <= reach + LAYER_TOLERANCE
+        top = height[beyond].min() + LAYER_TOLERANCE
+        new = np.flatnonzero(beyond & (height < top) & inside)
+        if 0 < len(new) and len(occupied) + len(new) <= limit:
+            changes.append(("add layer", [int(s) for s in new], []))
+    options = []
+    for move, added, removed in changes:
+        change = search.change(added, True).sum()
+        change += search.change(removed, False).sum()
+        score = bic(search.group_rw(added, removed), search.changes + change)
+        options.append((float(score), move, added, removed))
+    return options
+
+
+def _transfers(search: _Search, bic, options: list) -> list:
+    """A facet layer removed and another added together, as `_singles`.
+
+    Pairs of the :data:`TRANSFER_STARTS` best layer removals and
+    additions of ``options`` (from `_layers`), for a particle that has
+    the right size and the wrong outline.
+    """
+    best = sorted(options, key=lambda option: option[0])
+    removals = [o for o in best if o[1] == "remove layer"][:TRANSFER_STARTS]
+    additions = [o for o in best if o[1] == "add layer"][:TRANSFER_STARTS]
+    transfers = []
+    for _, _, _, removed in removals:
+        for _, _, added, _ in additions:
+            added = [site for site in added if site not in removed]
+            if not added:
+                continue
+            change = search.change(added, True).sum()
+            change += search.change(removed, False).sum()
+            rw = search.group_rw(added, removed)
+            score = bic(rw, search.changes + change)
+            transfers.append((float(score), "move layer", added, removed))
+    return transfers

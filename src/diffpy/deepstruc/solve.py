@@ -1,0 +1,234 @@
+"""Solve a structure: site searches from the best proposals.
+
+:func:`solve_structure` runs :func:`~diffpy.deepstruc.propose.
+propose_structures` (decodes and the training library's best shapes)
+and, when particles beyond the decoder's 200 atoms are allowed, mines
+the ``"large"`` library too.  The best :data:`N_STARTS` candidates of a
+known structure family are each searched on the sites of their family
+(:func:`diffpy.deepstruc.sitesearch.site_search`): atoms added and
+removed one at a time or a facet layer at a time, while the data support
+them.  The searched structures (``source="solved"``, with the path of
+their search) are ranked with every proposal by Rw, so the answer is
+never worse than what ``propose`` found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from diffpy.deepstruc.candidate import Candidate
+from diffpy.deepstruc.confidence import check_noise, weigh_types, white_noise
+from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster
+from diffpy.deepstruc.mining import mine_library
+from diffpy.deepstruc.pdfdata import load_pdf
+from diffpy.deepstruc.plausibility import FitQualityWarning
+from diffpy.deepstruc.propose import propose_structures, ranked
+from diffpy.deepstruc.sitesearch import MAX_MOVES, family_of, site_search
+
+__all__ = ["N_STARTS", "solve_structure"]
+
+#: Best proposals of a known family that are searched.
+N_STARTS = 3
+#: Proposals asked of propose_structures, to pick the starts from.
+N_PROPOSALS = 10
+#: Most atoms the decoder and the training library give.
+DECODER_MAX_ATOMS = 200
+#: Best clusters of the "large" library added as starts when max_atoms
+#: allows particles beyond DECODER_MAX_ATOMS.
+LARGE_STARTS = 3
+#: Accepted moves of the search from a start of more than
+#: DECODER_MAX_ATOMS atoms (each costs more there).
+LARGE_MOVES = 40
+
+
+def _text_progress(n_starts: int):
+    """A progress callback that writes one updating line to stderr."""
+
+    def report(start: int, moves: int) -> None:
+        sys.stderr.write(
+            f"\rsolving: start {start + 1}/{n_starts}, {moves} moves"
+        )
+        sys.stderr.flush()
+
+    return report
+
+
+def solve_structure(
+    gr,
+    *,
+    model: str | Path = "mmnp",
+    library=None,
+    top: int = 5,
+    seed: int = 0,
+    qmax: float | None = None,
+    qdamp: float | None = None,
+    qmin: float | None = None,
+    element: str | None = None,
+    max_atoms: int = DECODER_MAX_ATOMS,
+    n_starts: int = N_STARTS,
+    fit_range: tuple[float, float] = FIT_RANGE,
+    noise: float | None = None,
+    progress=None,
+) -> list[Candidate]:
+    """Solve a nanoparticle structure from its PDF, best fit first.
+
+    Parameters
+    ----------
+    gr : str, os.PathLike, tuple or PDFData
+        The PDF, as for
+        :func:`~diffpy.deepstruc.propose.propose_structures`.
+    model : str or pathlib.Path
+        Model of the proposals (``"mmnp"``, ``"stacking"``, ``"auto"`` or
+        a model folder).
+    library : str, os.PathLike or Library, optional
+        The shapes that propose snaps to, by default the model's own.
+    top : int
+        Number of candidates returned.
+    seed : int
+        Seed of the proposals; the same seed gives the same result.
+    qmax, qdamp, qmin : float, optional
+        Instrument parameters (Å⁻¹), overriding the file header.
+    element : str, optional
+        Element of the atoms; by default the data's composition.
+    max_atoms : int
+        Most atoms of a solution.  Above 200 the best clusters of the
+        ``"large"`` library (up to 2500 atoms) are starts too.
+    n_starts : int
+        Best proposals of a known structure family that are searched.
+    fit_range : tuple of float
+        r range (Å) of the fits.
+    noise : float, optional
+        Standard deviation of the noise of G, which sets when the data
+        no longer support a change
+        (:func:`diffpy.deepstruc.sitesearch.site_search`) and weighs the
+        types; by default the white noise of the data
+        (:func:`diffpy.deepstruc.confidence.white_noise`), for the search,
+        and as for ``propose`` for the type weights.
+    progress : bool or callable, optional
+        A progress line on standard error (True), or a callable
+        ``progress(start, moves)`` called after each accepted move.
+
+    Returns
+    -------
+    list of Candidate
+        At most ``top`` distinct candidates ranked by Rw: the searched
+        structures (``source="solved"``, with
+        :attr:`~diffpy.deepstruc.candidate.Candidate.path`) and the
+        proposals they were searched from.
+
+    Raises
+    ------
+    diffpy.deepstruc.pdfdata.PDFInputError
+        For unusable PDF input.
+    ValueError
+        For bad arguments.
+
+    Examples
+    --------
+    >>> from diffpy.deepstruc import solve_structure
+    >>> solved = solve_structure("Pt.gr", max_atoms=2000)  # doctest: +SKIP
+    >>> best = solved[0]  # doctest: +SKIP
+    >>> best.source, best.n_atoms, best.rw  # doctest: +SKIP
+    """
+    if top < 1 or n_starts < 1 or max_atoms < 1:
+        raise ValueError(
+            "Please give top, n_starts and max_atoms >= 1 (got "
+            f"top={top}, n_starts={n_starts}, max_atoms={max_atoms})."
+        )
+    check_noise(noise)
+    pdf = load_pdf(gr, qmax=qmax, qdamp=qdamp, qmin=qmin)
+    common = dict(element=element, fit_range=fit_range, noise=noise)
+    with warnings.catch_warnings():
+        # one fit-quality warning, for the final ranking
+        warnings.simplefilter("ignore", FitQualityWarning)
+        proposals = propose_structures(
+            pdf,
+            model=model,
+            library=library,
+            top=max(top, N_PROPOSALS),
+            seed=seed,
+            **common,
+        )
+        if max_atoms > DECODER_MAX_ATOMS:
+            mined = mine_library(
+                pdf,
+                library="large",
+                top=LARGE_STARTS,
+                progress=False,
+                **common,
+            )
+            proposals += [c for c in mined if c.n_atoms <= max_atoms]
+    proposals.sort(key=lambda c: c.rw)
+    best = proposals[0]
+    sigma = noise
+    if sigma is None:
+        sigma = white_noise(best.r, best.gobs, best.params.qmax)
+    starts = [
+        c for c in proposals if family_of(c.type) and c.n_atoms <= max_atoms
+    ][:n_starts]
+    if callable(progress):
+        report = progress
+    else:
+        report = _text_progress(len(starts)) if progress else None
+    solved = []
+    for k, start in enumerate(starts):
+        moves = None if report is None else (lambda m, _, k=k: report(k, m))
+        try:
+            result = site_search(
+                start.xyz,
+                family_of(start.type),
+                start.r,
+                start.gobs,
+                start.params,
+                uiso=start.uiso,
+                noise=sigma,
+                max_atoms=max_atoms,
+                max_moves=(
+                    LARGE_MOVES
+                    if start.n_atoms > DECODER_MAX_ATOMS
+                    else MAX_MOVES
+                ),
+                progress=moves,
+            )
+        except ValueError:
+            continue  # a decode that does not sit on its family's sites
+        solved.append(_solved(start, result))
+    if report is not None:
+        sys.stderr.write("\n")
+    candidates = proposals + solved
+    if best.type_rw:
+        type_rw = dict(best.type_rw)
+        for c in candidates:
+            if c.type:
+                type_rw[c.type] = min(c.rw, type_rw.get(c.type, math.inf))
+        weigh_types(candidates, type_rw, best.params, noise)
+    return ranked(candidates, top)
+
+
+def _solved(start: Candidate, result) -> Candidate:
+    """The searched structure as a fitted candidate."""
+    fit = fit_cluster(
+        result.xyz, start.r, start.gobs, start.params, uiso=start.uiso
+    )
+    return dataclasses.replace(
+        start,
+        xyz=result.xyz * fit.zoom,
+        rw=fit.rw,
+        scale=fit.scale,
+        zoom=fit.zoom,
+        uiso=fit.uiso,
+        gcalc=fit.gcalc,
+        latent=np.full(2, math.nan),
+        sigma=math.nan,
+        source="solved",
+        label="",
+        rank=0,
+        flags=(),
+        path=tuple(result.path),
+    )
