@@ -444,3 +444,23 @@ def test_trial_rw_equals_the_scaled_fit_of_each_trial():
         calc.trial_rw(data[:-1], add=positions)
     with pytest.raises(ValueError, match="finite coordinates"):
         calc.trial_pdfs(add=[[0.0, np.inf, 0.0]])
+
+
+def test_trial_group_rw_equals_the_changed_clusters():
+    from diffpy.deepstruc.fitting import scale_and_rw
+
+    xyz, rng = _blurred_octahedron()
+    calc = IncrementalPDF(xyz, INCREMENTAL_R, INCREMENTAL_PARAMS)
+    data = calc.pdf() + rng.normal(0, 0.02, INCREMENTAL_R.shape)
+    new = xyz[:4] + rng.normal(0, 2.5, (4, 3))
+    changes = [(new, []), ([], [0, 5, 9]), (new[:2], [3, -1]), ([], [])]
+    rw = calc.trial_group_rw(data, changes)
+    for (add, remove), value in zip(changes, rw):
+        kept = np.delete(xyz, np.array(remove, dtype=int), axis=0)
+        cluster = np.vstack([kept, np.reshape(add, (-1, 3))])
+        fresh = IncrementalPDF(cluster, INCREMENTAL_R, INCREMENTAL_PARAMS)
+        assert value == pytest.approx(
+            scale_and_rw(data, fresh.pdf())[1], rel=1e-8
+        )
+    with pytest.raises(ValueError, match="no atoms"):
+        calc.trial_group_rw(data, [([], range(len(xyz)))])

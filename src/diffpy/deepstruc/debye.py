@@ -841,16 +841,77 @@ class IncrementalPDF:
         numpy.ndarray
             ``(n_add + n_remove,)`` Rw values.
         """
+        g = self._checked(g)
+        return self._rw(g, self._trial_counts(add, remove)[0])
+
+    def trial_group_rw(self, g, changes) -> np.ndarray:
+        """Rw against data after each of several group changes, none applied.
+
+        Parameters
+        ----------
+        g : array_like
+            The data G on the r grid.
+        changes : iterable of (array_like, array_like of int)
+            Each change as ``(add, remove)``: ``(k, 3)`` positions (Å) of
+            atoms added together, and indices of atoms removed together.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_changes,)`` Rw values, as for `trial_rw`.
+
+        Raises
+        ------
+        ValueError
+            For positions that are not finite triples, or a change that
+            would leave no atoms.
+        """
+        from scipy.spatial.distance import cdist, pdist
+
+        rows = []
+        for add, remove in changes:
+            add = np.asarray(add, dtype=float).reshape(-1, 3)
+            if not np.isfinite(add).all():
+                raise ValueError(
+                    "Please give positions as finite coordinates."
+                )
+            remove = np.unique([self._index(int(i)) for i in remove])
+            if self.n_atoms + len(add) - len(remove) < 1:
+                raise ValueError("A change may not leave no atoms.")
+            gone = self._xyz[remove.astype(np.intp)]
+            # new pairs: added with kept atoms and among themselves; lost
+            # pairs: removed with all atoms (their own pairs twice), once
+            parts = [
+                (self._distances(add), 1.0),
+                (cdist(add, gone), -1.0),
+                (pdist(add), 1.0),
+                (self._distances(gone), -1.0),
+                (pdist(gone), 1.0),
+            ]
+            delta = self._counts.copy()
+            for d, sign in parts:
+                if d.size:
+                    delta += sign * self._histograms(d)[0]
+            rows.append(delta)
+        g = self._checked(g)
+        if not rows:
+            return np.zeros(0)
+        return self._rw(g, np.array(rows))
+
+    def _checked(self, g) -> np.ndarray:
         g = np.asarray(g, dtype=float)
         if g.shape != self._r.shape:
             raise ValueError(
                 f"Please give G on the {self._r.size} points of the r grid."
             )
-        counts, _ = self._trial_counts(add, remove)
+        return g
+
+    def _rw(self, g: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Rw of each row of histogram counts, scale fitted (trial_rw)."""
         h = self._sums(counts)
         b, m, gg = self._projection(g)
         num = h @ b
-        den = np.einsum("ij,jk,ik->i", h, m, h)
+        den = ((h @ m) * h).sum(axis=1)
         ratio = num**2 / np.where(den > 0, den, np.inf) / gg
         return np.sqrt(np.clip(1 - ratio, 0, None))
 

@@ -8,6 +8,7 @@ started from the best point of a coarse zoom scan and refined with
     Rw = sqrt( sum (G_obs - scale * G_calc)^2 / sum G_obs^2 ).
 """
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ ZOOM_BOUNDS = (0.9, 1.1)
 UISO_BOUNDS = (1e-4, 0.05)
 #: Coarse zoom scan that seeds the refinement.
 ZOOM_SCAN = np.linspace(0.97, 1.03, 7)
+#: qdamp bounds (Å⁻¹) when it is fitted too.
+QDAMP_BOUNDS = (0.0, 0.1)
 
 
 def worker_threads() -> int:
@@ -59,6 +62,9 @@ class FitResult:
         Refined scale factor, isotropic expansion and Uiso (Å²).
     gcalc : numpy.ndarray
         ``scale * G_calc`` on the fitted r grid.
+    qdamp : float
+        The qdamp of the fit (Å⁻¹): refined with ``fit_qdamp``, else
+        that of the parameters.
     """
 
     rw: float
@@ -66,6 +72,7 @@ class FitResult:
     zoom: float
     uiso: float
     gcalc: np.ndarray
+    qdamp: float
 
 
 def scale_and_rw(g_obs: np.ndarray, g_calc: np.ndarray):
@@ -88,6 +95,7 @@ def fit_cluster(
     *,
     zoom: float | None = None,
     uiso: float | None = None,
+    fit_qdamp: bool = False,
 ) -> FitResult:
     """Fit scale, zoom and Uiso of a cluster's Debye PDF to data.
 
@@ -104,6 +112,9 @@ def fit_cluster(
     zoom, uiso : float, optional
         Starting values; without ``zoom`` a coarse scan picks the start,
         without ``uiso`` the start is ``params.uiso``.
+    fit_qdamp : bool
+        Refine qdamp too (within :data:`QDAMP_BOUNDS`, from
+        ``params.qdamp``), for data whose resolution damping is unknown.
 
     Returns
     -------
@@ -122,10 +133,14 @@ def fit_cluster(
     uiso0 = params.uiso if uiso is None else uiso
 
     def calc(x):
-        return histogram.pdf(r, params, zoom=x[0], uiso=x[1])
+        used = params
+        if fit_qdamp:
+            used = dataclasses.replace(params, qdamp=float(x[2]))
+        return histogram.pdf(r, used, zoom=x[0], uiso=x[1])
 
     if zoom is None:
-        scan = np.array([calc((z, uiso0)) for z in ZOOM_SCAN])
+        start = (params.qdamp,) if fit_qdamp else ()
+        scan = np.array([calc((z, uiso0, *start)) for z in ZOOM_SCAN])
         zoom = float(ZOOM_SCAN[np.argmin(scale_and_rw(g, scan)[1])])
 
     def residual(x):
@@ -133,13 +148,21 @@ def fit_cluster(
         scale, _ = scale_and_rw(g, g_calc)
         return g - scale * g_calc
 
-    x0 = np.clip([zoom, uiso0], *np.transpose([ZOOM_BOUNDS, UISO_BOUNDS]))
+    bounds = [ZOOM_BOUNDS, UISO_BOUNDS]
+    x0 = [zoom, uiso0]
+    x_scale, diff_step = [0.01, 0.002], [1e-4, 1e-3]
+    if fit_qdamp:
+        bounds.append(QDAMP_BOUNDS)
+        x0.append(params.qdamp)
+        x_scale.append(0.005)
+        diff_step.append(1e-3)
+    bounds = np.transpose(bounds)
     result = least_squares(
         residual,
-        x0,
-        bounds=np.transpose([ZOOM_BOUNDS, UISO_BOUNDS]),
-        x_scale=[0.01, 0.002],
-        diff_step=[1e-4, 1e-3],
+        np.clip(x0, *bounds),
+        bounds=bounds,
+        x_scale=x_scale,
+        diff_step=diff_step,
         xtol=1e-6,
         max_nfev=40,
     )
@@ -151,4 +174,5 @@ def fit_cluster(
         zoom=float(result.x[0]),
         uiso=float(result.x[1]),
         gcalc=scale * g_calc,
+        qdamp=float(result.x[2]) if fit_qdamp else params.qdamp,
     )

@@ -11,7 +11,8 @@ scale that put the candidate's atoms on template sites
 nearest-neighbour distances of the candidate form the pool.
 
 :func:`site_search` then changes which pool sites are occupied, one
-move at a time, each the best by the data of all moves of its kind:
+move at a time: of all moves below, the one that lowers the criterion
+(below) most per atom it changes:
 
 * add one atom on an empty site touching at least
   :data:`MIN_CONTACTS` occupied sites, or remove one surface atom, all
@@ -24,8 +25,14 @@ move at a time, each the best by the data of all moves of its kind:
   layer to another facet (the best layer removals and additions
   paired);
 * scale, zoom and Uiso are refitted every :data:`REFIT_EVERY` accepted
-  moves and before the search stops
+  moves and whenever no move helps, before the moves of one atom or
+  layer to another place are tried
   (:func:`~diffpy.deepstruc.fitting.fit_cluster`).
+
+When no move helps, :data:`KICKS` random changes (a facet layer or
+:data:`KICK_ATOMS` atoms added or removed) are each followed by a new
+descent, and the result is kept when it ends lower (an iterated local
+search), to leave local minima.
 
 A move is accepted when it lowers the Bayesian information criterion
 
@@ -39,11 +46,12 @@ lower the misfit by more than noise could; on noisy data the search stops
 where further atoms are not supported, on clean data it stops when no
 move lowers Rw.  A held-out r range would not do: every atom of a
 finite particle contributes to G at all r up to its diameter.  The search
-is deterministic: the same start and data give the same result.
+is deterministic: the same start, data and seed give the same result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -56,6 +64,7 @@ from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
 
 __all__ = [
     "FAMILIES",
+    "OffSitesError",
     "SearchResult",
     "SearchStep",
     "align",
@@ -90,17 +99,25 @@ MIN_MATCHED = 0.7
 #: Pool sites reach this far (units of d) beyond the candidate's atoms.
 POOL_MARGIN = 3.0
 #: Accepted moves between refits of scale, zoom and Uiso.
-REFIT_EVERY = 8
+REFIT_EVERY = 3
 #: Best single removals tried as the first half of a move.
 SWAP_STARTS = 6
 #: Best layer removals and additions paired as layer transfers.
 TRANSFER_STARTS = 4
 #: Greatest number of accepted moves of one search (by default).
 MAX_MOVES = 400
+#: Random changes tried after the first descent (iterated local search).
+KICKS = 3
+#: Atoms added or removed by one kick of single atoms.
+KICK_ATOMS = 3
 #: Facet normals closer than this (cosine) are one facet.
 FACET_COSINE = 0.999
 #: Atoms within this distance (units of d) of a facet plane are on it.
 LAYER_TOLERANCE = 0.2
+
+
+class OffSitesError(ValueError):
+    """The start's atoms do not lie on the sites of the family."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +128,8 @@ class SearchStep:
     ----------
     move : str
         ``"start"``, ``"add"``, ``"remove"``, ``"move"``, ``"add layer"``,
-        ``"remove layer"``, ``"move layer"`` or ``"refit"``.
+        ``"remove layer"``, ``"move layer"``, ``"refit"`` or ``"kick"``
+        (a random change that the steps after it improved on).
     added, removed : int
         Atoms added and removed by the change.
     n_atoms : int
@@ -141,6 +159,9 @@ class SearchResult:
         Template family searched on.
     matched : float
         Fraction of the start's atoms placed on template sites.
+    params : DebyeParameters
+        The instrument parameters of the last fit (its qdamp refined
+        with ``fit_qdamp``).
     path : list of SearchStep
         The accepted changes, from the start.
     """
@@ -148,6 +169,7 @@ class SearchResult:
     xyz: np.ndarray
     family: str
     matched: float
+    params: DebyeParameters
     path: list[SearchStep] = field(default_factory=list)
 
     @property
@@ -390,7 +412,11 @@ class _Search:
     incremental calculator, ``occupied`` flags the sites.
     """
 
-    def __init__(self, sites, occupied, unit, family, r, g, params, uiso):
+    def __init__(
+        self, sites, occupied, unit, family, data, params, uiso, fit_qdamp
+    ):
+        r, g = data
+        self.fit_qdamp = fit_qdamp
         from scipy.sparse import csr_matrix
         from scipy.spatial import cKDTree
 
@@ -473,26 +499,49 @@ class _Search:
             remove=[index[int(s)] for s in remove],
         )
 
-    def group_rw(self, add=(), remove=()) -> float:
-        """Rw after adding and removing these sites together (undone)."""
-        for site in remove:
-            self.remove(site)
-        for site in add:
-            self.add(site)
-        rw = self.rw()
-        for site in add:
-            self.remove(site)
-        for site in remove:
-            self.add(site)
-        return rw
+    def group_rw(self, changes) -> np.ndarray:
+        """Rw after each ``(added sites, removed sites)`` change."""
+        index = {site: k for k, site in enumerate(self.order)}
+        return self.calc.trial_group_rw(
+            self.g,
+            [
+                (
+                    self.sites[np.asarray(add, dtype=np.intp)] * self.unit,
+                    [index[int(s)] for s in remove],
+                )
+                for add, remove in changes
+            ],
+        )
+
+    def state(self) -> tuple:
+        """What `restore` needs to return to this state."""
+        return (
+            self.occupied.copy(),
+            list(self.order),
+            self.unit,
+            self.uiso,
+            self.params,
+        )
+
+    def restore(self, state: tuple) -> None:
+        """Return to a state saved by `state`."""
+        occupied, order, self.unit, self.uiso, self.params = state
+        self.occupied, self.order = occupied.copy(), list(order)
+        self.calc = self._calculator()
 
     def refit(self) -> float:
-        """Fit scale, zoom and Uiso; rescale the sites; return the Rw."""
+        """Fit scale, zoom and Uiso (and qdamp); return the Rw."""
         fit = fit_cluster(
-            self.xyz, self.r, self.g, self.params, uiso=self.uiso
+            self.xyz,
+            self.r,
+            self.g,
+            self.params,
+            uiso=self.uiso,
+            fit_qdamp=self.fit_qdamp,
         )
         self.unit *= fit.zoom
         self.uiso = fit.uiso
+        self.params = dataclasses.replace(self.params, qdamp=fit.qdamp)
         self.calc = self._calculator()
         return fit.rw
 
@@ -524,6 +573,9 @@ def site_search(
     noise: float = 0.0,
     max_atoms: int | None = None,
     max_moves: int = MAX_MOVES,
+    fit_qdamp: bool = False,
+    kicks: int = KICKS,
+    seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
     """Search the occupied sites of a family that fit the data best.
@@ -549,6 +601,14 @@ def site_search(
         Greatest number of atoms; no limit when None.
     max_moves : int
         Greatest number of accepted moves.
+    fit_qdamp : bool
+        Refine qdamp with scale, zoom and Uiso, for data whose resolution
+        damping is unknown (it and the particle size both damp G).
+    kicks : int
+        Random changes tried from the best state found, each followed by
+        a descent and kept when it ends lower (iterated local search).
+    seed : int
+        Seed of the kicks; the same seed gives the same result.
     progress : callable, optional
         Called as ``progress(moves, max_moves)`` after each accepted move.
 
@@ -558,7 +618,7 @@ def site_search(
 
     Raises
     ------
-    ValueError
+    OffSitesError
         When fewer than :data:`MIN_MATCHED` of the atoms lie on the
         family's sites.
     """
@@ -567,12 +627,14 @@ def site_search(
     g = np.asarray(g, dtype=float)
     sites, occupied, unit, matched = align(xyz, family)
     if matched < MIN_MATCHED:
-        raise ValueError(
+        raise OffSitesError(
             f"Only {matched:.0%} of the start's atoms lie on {family} "
             "sites; please start from a cluster of that family."
         )
     uiso = params.uiso if uiso is None else uiso
-    search = _Search(sites, occupied, unit, family, r, g, params, uiso)
+    search = _Search(
+        sites, occupied, unit, family, (r, g), params, uiso, fit_qdamp
+    )
     n_eff = max((r[-1] - r[0]) * params.qmax / math.pi, 2.0)
     sigma2 = max(noise, 1e-6 * np.abs(g).max()) ** 2
     weight = n_eff * float(g @ g) / (len(g) * sigma2)
@@ -584,20 +646,51 @@ def site_search(
 
     rw = search.refit()
     path = [SearchStep("start", 0, 0, len(search.order), rw)]
-    score = bic(rw, 0)
+    score = _descend(search, bic, limit, path, max_moves, progress)
+    rng = np.random.default_rng(seed)
+    for _ in range(kicks):
+        if len(path) > max_moves:
+            break
+        saved = search.state()
+        kick = _kick(search, rng, limit)
+        if kick is None:
+            continue
+        rw = search.refit()
+        trial = [SearchStep("kick", *kick, len(search.order), rw)]
+        new = _descend(search, bic, limit, trial, max_moves - len(path))
+        if new < score:
+            score = new
+            path += trial
+            if progress is not None:
+                progress(len(path) - 1, max_moves)
+        else:
+            search.restore(saved)
+    xyz = search.xyz
+    return SearchResult(
+        xyz - xyz.mean(0), family, matched, search.params, path
+    )
+
+
+def _descend(search, bic, limit, path, max_moves, progress=None) -> float:
+    """Apply the best move while one lowers the BIC; return the BIC.
+
+    The accepted steps are appended to ``path``, whose first step is the
+    state the descent starts from.
+    """
+    rw = path[-1].rw
+    score = bic(rw, search.changes)
     since_refit = 0
     while len(path) <= max_moves:
         options = _singles(search, bic, limit) + _layers(search, bic, limit)
-        best = min(options, key=lambda option: option[0], default=None)
-        if best is None or best[0] >= score:
-            best = min(
-                _moves(search, bic) + _transfers(search, bic, options),
-                key=lambda option: option[0],
-                default=None,
+        best = _steepest(options, score)
+        if best is None and not since_refit:
+            best = _steepest(
+                _moves(search, bic) + _transfers(search, bic, options), score
             )
-        if best is None or best[0] >= score:
+        if best is None:
             if not since_refit:
                 break
+            # the zoom and Uiso of the last fit may hide a better move
             move, added, removed = "refit", (), ()
         else:
             _, move, added, removed = best
@@ -617,8 +710,53 @@ def site_search(
         )
         if progress is not None:
             progress(len(path) - 1, max_moves)
-    xyz = search.xyz
-    return SearchResult(xyz - xyz.mean(0), family, matched, path)
+    return float(score)
+
+
+def _kick(search: _Search, rng, limit):
+    """A random change that the descent would not make; (added, removed).
+
+    One of: remove the atoms of a facet, add the next layer of a facet,
+    remove :data:`KICK_ATOMS` surface atoms, add as many atoms on sites
+    beside the surface.  None when the drawn change is not possible.
+    """
+    kind = rng.integers(4)
+    if kind < 2:
+        layers = [
+            (added, removed)
+            for move, added, removed in _layer_changes(search, limit)
+            if (move == "add layer") == (kind == 1)
+        ]
+        if not layers:
+            return None
+        added, removed = layers[rng.integers(len(layers))]
+    else:
+        pool = search.additions() if kind == 3 else search.surface()
+        if len(pool) < KICK_ATOMS or (
+            kind == 3 and len(search.order) + KICK_ATOMS > limit
+        ):
+            return None
+        chosen = [int(s) for s in rng.choice(pool, KICK_ATOMS, replace=False)]
+        added, removed = (chosen, []) if kind == 3 else ([], chosen)
+    for site in removed:
+        search.remove(site)
+    for site in added:
+        search.add(site)
+    return len(added), len(removed)
+
+
+def _steepest(options: list, score: float):
+    """The option that lowers the score most per atom changed, or None.
+
+    Per atom, so that a facet layer, of which only some atoms should go,
+    does not win over the single atoms that should.
+    """
+    best, rate = None, 0.0
+    for option in options:
+        gain = (score - option[0]) / max(len(option[2]) + len(option[3]), 1)
+        if gain > rate:
+            best, rate = option, gain
+    return best
 
 
 def _singles(search: _Search, bic, limit) -> list:
@@ -670,7 +808,12 @@ def _moves(search: _Search, bic) -> list:
 
 
 def _layers(search: _Search, bic, limit) -> list:
-    """Facet layers added or removed, as `_singles`.
+    """Facet layers added or removed, as `_singles`."""
+    return _scored(search, bic, _layer_changes(search, limit))
+
+
+def _layer_changes(search: _Search, limit) -> list:
+    """Facet-layer changes: ``[(move, added sites, removed sites)]``.
 
     For each facet of the convex hull of the atoms: remove the atoms on
     it, or add the sites of the next plane beyond it that lie within all
@@ -683,7 +826,7 @@ def _layers(search: _Search, bic, limit) -> list:
         height = search.sites @ normal
         layer = occupied[height[occupied] > offset - LAYER_TOLERANCE]
         if 0 < len(layer) < len(occupied):
-            changes.append(("remove layer", [], list(layer)))
+            changes.append(("remove layer", [], [int(s) for s in layer]))
         beyond = height > offset + LAYER_TOLERANCE
         if not beyond.any():
             continue
@@ -695,11 +838,19 @@ def _layers(search: _Search, bic, limit) -> list:
         new = np.flatnonzero(beyond & (height < top) & inside)
         if 0 < len(new) and len(occupied) + len(new) <= limit:
             changes.append(("add layer", [int(s) for s in new], []))
+    return changes
+
+
+def _scored(search: _Search, bic, changes) -> list:
+    """``(BIC, move, added, removed)`` of each ``(move, added, removed)``."""
+    if not changes:
+        return []
+    rw = search.group_rw([(added, removed) for _, added, removed in changes])
     options = []
-    for move, added, removed in changes:
+    for (move, added, removed), value in zip(changes, rw):
         change = search.change(added, True).sum()
         change += search.change(removed, False).sum()
-        score = bic(search.group_rw(added, removed), search.changes + change)
+        score = bic(value, search.changes + change)
         options.append((float(score), move, added, removed))
     return options
 
@@ -718,11 +869,6 @@ def _transfers(search: _Search, bic, options: list) -> list:
     for _, _, _, removed in removals:
         for _, _, added, _ in additions:
             added = [site for site in added if site not in removed]
-            if not added:
-                continue
-            change = search.change(added, True).sum()
-            change += search.change(removed, False).sum()
-            rw = search.group_rw(added, removed)
-            score = bic(rw, search.changes + change)
-            transfers.append((float(score), "move layer", added, removed))
-    return transfers
+            if added:
+                transfers.append(("move layer", added, removed))
+    return _scored(search, bic, transfers)

@@ -18,18 +18,24 @@ import dataclasses
 import math
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from diffpy.deepstruc.candidate import Candidate
 from diffpy.deepstruc.confidence import check_noise, weigh_types, white_noise
-from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster
+from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster, worker_threads
 from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.pdfdata import load_pdf
 from diffpy.deepstruc.plausibility import FitQualityWarning
 from diffpy.deepstruc.propose import propose_structures, ranked
-from diffpy.deepstruc.sitesearch import MAX_MOVES, family_of, site_search
+from diffpy.deepstruc.sitesearch import (
+    MAX_MOVES,
+    OffSitesError,
+    family_of,
+    site_search,
+)
 
 __all__ = ["N_STARTS", "solve_structure"]
 
@@ -91,7 +97,8 @@ def solve_structure(
     top : int
         Number of candidates returned.
     seed : int
-        Seed of the proposals; the same seed gives the same result.
+        Seed of the proposals and of the searches' random kicks; the same
+        seed gives the same result.
     qmax, qdamp, qmin : float, optional
         Instrument parameters (Å⁻¹), overriding the file header.
     element : str, optional
@@ -172,13 +179,15 @@ def solve_structure(
     starts = [
         c for c in proposals if family_of(c.type) and c.n_atoms <= max_atoms
     ][:n_starts]
+    # qdamp and the particle size both damp G: refine qdamp unless known
+    fit_qdamp = qdamp is None and pdf.qdamp is None
     if callable(progress):
         report = progress
     else:
         report = _text_progress(len(starts)) if progress else None
-    solved = []
-    for k, start in enumerate(starts):
-        moves = None if report is None else (lambda m, _, k=k: report(k, m))
+
+    def solve(k: int, start: Candidate) -> Candidate | None:
+        moves = None if report is None else (lambda m, _: report(k, m))
         try:
             result = site_search(
                 start.xyz,
@@ -189,6 +198,8 @@ def solve_structure(
                 uiso=start.uiso,
                 noise=sigma,
                 max_atoms=max_atoms,
+                fit_qdamp=fit_qdamp,
+                seed=seed,
                 max_moves=(
                     LARGE_MOVES
                     if start.n_atoms > DECODER_MAX_ATOMS
@@ -196,9 +207,15 @@ def solve_structure(
                 ),
                 progress=moves,
             )
-        except ValueError:
-            continue  # a decode that does not sit on its family's sites
-        solved.append(_solved(start, result))
+        except OffSitesError:
+            return None  # a decode that does not sit on its family's sites
+        return _solved(start, result, fit_qdamp)
+
+    # numpy releases the GIL in the heavy parts of the searches
+    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
+        solved = [
+            c for c in threads.map(solve, range(len(starts)), starts) if c
+        ]
     if report is not None:
         sys.stderr.write("\n")
     candidates = proposals + solved
@@ -211,10 +228,15 @@ def solve_structure(
     return ranked(candidates, top)
 
 
-def _solved(start: Candidate, result) -> Candidate:
+def _solved(start: Candidate, result, fit_qdamp: bool) -> Candidate:
     """The searched structure as a fitted candidate."""
     fit = fit_cluster(
-        result.xyz, start.r, start.gobs, start.params, uiso=start.uiso
+        result.xyz,
+        start.r,
+        start.gobs,
+        result.params,
+        uiso=start.uiso,
+        fit_qdamp=fit_qdamp,
     )
     return dataclasses.replace(
         start,
@@ -224,6 +246,7 @@ def _solved(start: Candidate, result) -> Candidate:
         zoom=fit.zoom,
         uiso=fit.uiso,
         gcalc=fit.gcalc,
+        params=dataclasses.replace(result.params, qdamp=fit.qdamp),
         latent=np.full(2, math.nan),
         sigma=math.nan,
         source="solved",

@@ -1,0 +1,182 @@
+"""Tests of the site search: templates, alignment and the search."""
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+
+from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
+from diffpy.deepstruc.sitesearch import (
+    DEFAULT_NEIGHBOUR_CUTOFF,
+    FAMILIES,
+    NEIGHBOUR_CUTOFF,
+    align,
+    family_of,
+    site_search,
+    template,
+)
+
+D = 2.77  # Pt nearest-neighbour distance, Å
+A_FCC = D * np.sqrt(2)
+PARAMS = DebyeParameters(qmax=24.0, qdamp=0.03, biso=0.5)
+R = np.arange(1.5, 30.0, 0.01)
+
+
+def _shape(xyz):
+    """Sorted pair distances in units of the shortest one."""
+    d = np.sort(pdist(xyz))
+    return d / d[0]
+
+
+def _same_shape(a, b):
+    return len(a) == len(b) and np.allclose(_shape(a), _shape(b), atol=0.02)
+
+
+def _rotated(xyz, seed):
+    """xyz rotated, shifted and shuffled."""
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    turned = Rotation.random(random_state=seed).apply(xyz) + rng.normal(
+        0, 5, 3
+    )
+    return turned[rng.permutation(len(xyz))]
+
+
+def _data(xyz, noise=0.0, seed=0):
+    g = 1.3 * simulate_pdf(xyz, R, params=PARAMS)[1]
+    if noise:
+        g += np.random.default_rng(seed).normal(0, noise, g.shape)
+    return g
+
+
+@pytest.mark.parametrize(
+    "family, coordination",
+    [
+        ("fcc", 12),
+        ("hcp", 12),
+        ("bcc", 8),
+        ("sc", 6),
+        ("icosahedral", 12),
+        ("decahedral", 12),
+    ],
+)
+def test_template_centre_has_its_family_coordination(family, coordination):
+    sites = template(family, 4.0)
+    centre = np.argmin(np.linalg.norm(sites, axis=1))
+    distance = np.linalg.norm(sites - sites[centre], axis=1)
+    assert np.linalg.norm(sites[centre]) < 1e-9
+    assert np.median(np.sort(distance)[1 : coordination + 1]) == (
+        pytest.approx(1.0, abs=0.03)
+    )
+    cutoff = NEIGHBOUR_CUTOFF.get(family, DEFAULT_NEIGHBOUR_CUTOFF)
+    assert np.sum((distance > 0.5) & (distance < cutoff)) == coordination
+    assert np.linalg.norm(sites, axis=1).max() >= 4.0 - 1e-9
+
+
+def test_every_mmnp_type_has_a_family():
+    from diffpy.deepstruc.clusters import CLUSTER_TYPES
+
+    assert {family_of(t) for t in CLUSTER_TYPES} == set(FAMILIES)
+    assert family_of("faulted") is None
+    with pytest.raises(ValueError, match="Unknown structure family"):
+        template("amorphous", 3.0)
+
+
+@pytest.mark.parametrize(
+    "family, size",
+    [
+        ("fcc", (2, 3, 2)),
+        ("bcc", (2, 2, 3)),
+        ("sc", (2, 3, 3)),
+        ("hcp", (2, 2, 3)),
+        ("icosahedral", (3,)),
+        ("decahedral", (3, 2, 1)),
+        ("octahedral", (5,)),
+    ],
+)
+def test_align_puts_every_atom_of_a_rotated_cluster_on_a_site(family, size):
+    from diffpy.deepstruc.clusters import build_cluster
+
+    xyz = _rotated(build_cluster(family, size, D), seed=len(size))
+    sites, occupied, unit, matched = align(xyz, family_of(family))
+    assert matched == 1.0
+    assert len(occupied) == len(xyz)
+    nearest = np.sort(pdist(xyz))[0]  # the library's bcc has it below D
+    assert unit == pytest.approx(nearest, rel=0.02)
+    assert _same_shape(sites[occupied] * unit, xyz)
+    # the pool reaches beyond the cluster
+    assert len(sites) > 2 * len(xyz)
+
+
+def test_search_recovers_a_truncated_octahedron_from_the_full_one():
+    from ase.cluster import Octahedron
+
+    truth = Octahedron("Pt", 6, cutoff=1, latticeconstant=A_FCC)
+    start = Octahedron("Pt", 6, cutoff=0, latticeconstant=A_FCC)
+    xyz = _rotated(start.get_positions() * 1.01, seed=3)
+    result = site_search(xyz, "fcc", R, _data(truth.get_positions()), PARAMS)
+    assert _same_shape(result.xyz, truth.get_positions())
+    assert result.removed - result.added == 6
+    assert result.path[0].move == "start"
+    assert result.path[0].n_atoms == len(start)
+    assert result.path[-1].rw < 1e-3 < result.path[0].rw
+
+
+def test_search_recovers_an_icosahedron_without_vertices():
+    from ase.cluster import Icosahedron
+
+    full = Icosahedron("Pt", 3, latticeconstant=A_FCC).get_positions()
+    # the 12 vertices are the atoms furthest from the centre
+    radius = np.linalg.norm(full - full.mean(0), axis=1)
+    truth = full[np.argsort(radius)[:-12]]
+    result = site_search(full, "icosahedral", R, _data(truth), PARAMS)
+    assert _same_shape(result.xyz, truth)
+
+
+def test_search_is_deterministic():
+    from ase.cluster import Octahedron
+
+    truth = Octahedron("Pt", 5, cutoff=1, latticeconstant=A_FCC)
+    start = Octahedron("Pt", 5, cutoff=0, latticeconstant=A_FCC)
+    g = _data(truth.get_positions(), noise=0.01, seed=1)
+    first, second = (
+        site_search(start.get_positions(), "fcc", R, g, PARAMS)
+        for _ in range(2)
+    )
+    assert np.array_equal(first.xyz, second.xyz)
+    assert first.path == second.path
+
+
+def test_noise_sets_which_changes_the_data_support():
+    from ase.cluster import Octahedron
+
+    truth = Octahedron("Pt", 5, cutoff=1, latticeconstant=A_FCC)
+    start = Octahedron("Pt", 5, cutoff=0, latticeconstant=A_FCC)
+    g = _data(truth.get_positions())
+    clean = site_search(start.get_positions(), "fcc", R, g, PARAMS)
+    assert clean.removed - clean.added == 6
+    # noise far above the signal supports no change at all
+    loud = site_search(
+        start.get_positions(), "fcc", R, g, PARAMS, noise=np.abs(g).max()
+    )
+    assert loud.added == loud.removed == 0
+    assert len(loud.xyz) == len(start)
+
+
+def test_search_keeps_within_max_atoms_and_max_moves():
+    from ase.cluster import Octahedron
+
+    truth = Octahedron("Pt", 7, cutoff=0, latticeconstant=A_FCC)
+    start = Octahedron("Pt", 5, cutoff=0, latticeconstant=A_FCC)
+    g = _data(truth.get_positions())
+    capped = site_search(start.get_positions(), "fcc", R, g, max_atoms=60)
+    assert len(capped.xyz) <= 60
+    short = site_search(start.get_positions(), "fcc", R, g, max_moves=3)
+    assert len([s for s in short.path if s.move != "refit"]) <= 4
+
+
+def test_search_refuses_a_start_off_the_family_sites():
+    rng = np.random.default_rng(0)
+    blob = rng.uniform(-6, 6, (40, 3))
+    with pytest.raises(ValueError, match="lie on fcc sites"):
+        site_search(blob, "fcc", R, _data(blob))

@@ -1,0 +1,91 @@
+"""Tests of solve_structure, deepstruc solve and the solver's solve."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from diffpy.deepstruc import solve_structure
+from diffpy.deepstruc.cli import main
+from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
+from diffpy.deepstruc.solver import solver
+
+A_FCC = 2.77 * np.sqrt(2)
+
+
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory):
+    """A .gr file of a 52-atom icosahedron that no library holds."""
+    from ase.cluster import Icosahedron
+
+    full = Icosahedron("Pt", 3, latticeconstant=A_FCC).get_positions()
+    radius = np.linalg.norm(full - full.mean(0), axis=1)
+    truth = full[np.argsort(radius)[:-3]]  # three vertices gone
+    params = DebyeParameters(qmax=24.0, qdamp=0.04, biso=0.4)
+    r, g = simulate_pdf(truth, params=params)
+    path = tmp_path_factory.mktemp("solve") / "ico52.gr"
+    header = f"# qmax = 24.0\n# qmin = {params.qmin}\n# composition = Pt\n"
+    path.write_text(header)
+    with open(path, "a") as stream:
+        np.savetxt(stream, np.column_stack([r, g]))
+    return path, truth
+
+
+def test_solve_finds_a_cluster_outside_the_library(outside):
+    path, truth = outside
+    first = solve_structure(path, n_starts=1, top=3)
+    best = first[0]
+    assert best.source == "solved"
+    assert best.n_atoms == len(truth)
+    assert best.type == "icosahedral"
+    assert best.path[0].move == "start"
+    assert best.path[0].n_atoms - best.n_atoms == 3
+    proposals = [c for c in first if c.source != "solved"]
+    assert all(best.rw < c.rw for c in proposals)
+    assert best.rw < 0.01
+    assert [c.rank for c in first] == list(range(1, len(first) + 1))
+    # the same seed gives the same result
+    again = solve_structure(path, n_starts=1, top=3)
+    assert np.array_equal(again[0].xyz, best.xyz)
+    assert again[0].path == best.path
+
+
+def test_solve_refuses_bad_arguments(outside):
+    path, _ = outside
+    for bad in ({"top": 0}, {"n_starts": 0}, {"max_atoms": 0}):
+        with pytest.raises(ValueError, match="Please give top, n_starts"):
+            solve_structure(path, **bad)
+
+
+def test_cli_solve_writes_the_search_path(outside, tmp_path):
+    from ase.io import read
+
+    from diffpy.structure import loadStructure
+
+    path, truth = outside
+    output = tmp_path / "solved"
+    args = ["solve", str(path), "-o", str(output), "--starts", "1"]
+    assert main([*args, "--top", "2"]) == 0
+    with open(output / "candidates.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert rows[0]["source"] == "solved"
+    assert int(rows[0]["n_atoms"]) == len(truth)
+    with open(output / "search_path.csv", newline="") as stream:
+        steps = list(csv.DictReader(stream))
+    assert steps[0]["move"] == "start" and steps[0]["rank"] == "1"
+    assert int(steps[-1]["n_atoms"]) == len(truth)
+    removed = sum(int(s["removed"]) - int(s["added"]) for s in steps)
+    assert removed == 3
+    assert len(read(output / "candidate_01.xyz")) == len(truth)
+    assert len(loadStructure(str(output / "candidate_01.cif"))) == len(truth)
+    run = json.loads((output / "run.json").read_text())
+    assert run["command"].startswith("deepstruc solve ")
+    assert run["settings"]["n_starts"] == 1
+
+
+def test_the_solver_entry_point_solves(outside):
+    path, truth = outside
+    best = solver.solve(path, n_starts=1, top=1)[0]
+    assert best.source == "solved" and best.n_atoms == len(truth)
+    assert len(best.structure) == len(truth)
