@@ -25,3 +25,5 @@ def test_readme_python_snippet_runs(tmp_path, monkeypatch):
     assert (tmp_path / "best.fgr").is_file()
     assert namespace["recipe"].getNames() == ["scale", "zoom", "uiso"]
     assert best.rank == 1
+    solved = namespace["solved"]
+    assert solved[0].rank == 1 and solved[0].rw <= best.rw

@@ -11,6 +11,11 @@ Every figure on the page is read from the metrics that
 geometry-split model, which is not shipped) and from the
 ``type_calibration.json`` that ``python -m training.calibrate`` wrote
 beside it, so the documentation cannot drift from the shipped model.
+The section on the structure solution comes from ``metrics["solve"]``
+(and ``metrics["solve_geometry"]``), which
+``python -m training.evaluate_solve --write-metadata`` stored, and shows
+the fit figures of the measured PDFs that its ``--plots`` wrote under
+``docs/source``.
 """
 
 import argparse
@@ -267,8 +272,15 @@ STACKING_HEADER = [
 ]
 
 
-def _stacking_scores(summary) -> list[str]:
+def _mae_n(summary) -> str:
+    """MAE mean ± std over the count-matched PDFs, their number after."""
     mae = summary["mae"]
+    if not mae:
+        return f"n/a ({summary['n_mae']})"
+    return f"{mae['mean']:.3f} ± {mae['std']:.3f} ({summary['n_mae']})"
+
+
+def _stacking_scores(summary) -> list[str]:
     return [
         str(summary["n"]),
         _pct(summary["sequence"]),
@@ -276,11 +288,7 @@ def _stacking_scores(summary) -> list[str]:
         _pct(summary["count"]),
         _pct(summary["no_stacking"]),
         _drw(summary),
-        (
-            f"{mae['mean']:.3f} ± {mae['std']:.3f} ({summary['n_mae']})"
-            if mae
-            else "n/a (0)"
-        ),
+        _mae_n(summary),
     ]
 
 
@@ -416,6 +424,332 @@ def _stacking(report, figure=None) -> list[str]:
     return lines
 
 
+#: Methods of the structure-solution evaluation and their names.
+SOLVE_METHODS = {
+    "propose": "``propose``",
+    "mine": "``mine``",
+    "solve": "``solve``",
+}
+#: Parts of the structure-solution evaluation and their names.
+SOLVE_PARTS = {"small": "small clusters", "large": "large clusters"}
+#: Folder of the measured PDFs in the command line (the report does not
+#: store it; the usage of ``training/evaluate_solve.py``).
+SOLVE_DATA = "../shared/data/experimental"
+#: Targets set for ``solve``: the least share of exact counts and of
+#: PDFs with ΔRw within the protocol's bound, per part the most mean
+#: seconds per PDF and the atom count it holds up to; on the measured
+#: PDFs, the largest top Rw and on how many files it must hold.
+SOLVE_TARGETS = {
+    "count": 0.5,
+    "delta_rw_ok": 0.8,
+    "seconds": {"small": (10.0, 200), "large": (60.0, 2000)},
+    "pt_rw": 0.15,
+    "pt_files": 2,
+}
+
+
+def _solve_scores(summary) -> list[str]:
+    return [
+        str(summary["n"]),
+        _pct(summary["count"]),
+        _pct(summary["shape"]),
+        _pct(summary["delta_rw_ok"]),
+        _drw(summary),
+        _mae_n(summary),
+    ]
+
+
+def _plot_folder(report) -> str | None:
+    """The ``--plots`` folder of a run, from the figures it names."""
+    for row in report.get("experimental", []):
+        if row.get("plot"):
+            return Path(row["plot"]).parent.as_posix()
+    return None
+
+
+def _solve_command(report, model_name) -> str:
+    """The command line of a structure-solution evaluation."""
+    settings = report["settings"]
+    words = [
+        "python -m training.evaluate_solve",
+        f"--model onnx_models/{model_name}",
+    ]
+    if settings.get("geometry_model"):
+        words.append(f"--geometry-model {settings['geometry_model']}")
+    else:
+        names = {
+            library["name"] if library else None
+            for methods in settings["libraries"].values()
+            for library in methods.values()
+        }
+        if len(names) == 1 and None not in names:
+            words.append(f"--library {names.pop()}")
+    if tuple(settings["parts"]) != tuple(SOLVE_PARTS):
+        words.append(f"--parts {','.join(settings['parts'])}")
+    if tuple(settings["methods"]) != tuple(SOLVE_METHODS):
+        words.append(f"--methods {','.join(settings['methods'])}")
+    if settings.get("quick"):
+        words.append("--quick")
+    words += [
+        f"--samples {settings['n_samples']}",
+        f"--seed {settings['seed']}",
+    ]
+    if "experimental" in report or "experimental_note" in report:
+        words.append(f"--experimental {SOLVE_DATA}")
+    plots = _plot_folder(report)
+    if plots:
+        words.append(f"--plots {plots}")
+    return " ".join([*words, "--write-metadata"])
+
+
+def _verdict(met: bool) -> str:
+    return "**met**" if met else "**missed**"
+
+
+def _part_targets(part, summary, bound) -> list[str]:
+    """Targets for ``solve`` on one part beside the measured figures."""
+    n, (seconds, atoms) = summary["n"], SOLVE_TARGETS["seconds"][part]
+    count, ok = SOLVE_TARGETS["count"], SOLVE_TARGETS["delta_rw_ok"]
+    return [
+        f"Targets for ``solve`` on the {SOLVE_PARTS[part]} (n = {n}):",
+        "",
+        f"* exact count: target ≥ {100 * count:g} %, measured "
+        f"{_pct(summary['count'])} %: {_verdict(summary['count'] >= count)};",
+        f"* ΔRw ≤ {bound:g}: target on ≥ {100 * ok:g} % of the PDFs, measured "
+        f"{_pct(summary['delta_rw_ok'])} %: "
+        f"{_verdict(summary['delta_rw_ok'] >= ok)};",
+        f"* time: target ≤ {seconds:g} s per PDF up to {atoms} atoms, "
+        f"measured {summary['seconds']:.1f} s (mean; median "
+        f"{summary['median_seconds']:.1f} s): "
+        f"{_verdict(summary['seconds'] <= seconds)}.",
+        "",
+    ]
+
+
+def _solve_part(report, part) -> list[str]:
+    """The tables of one part of a structure-solution evaluation."""
+    scores, settings = report[part], report["settings"]
+    protocol = report["protocol"]
+    bound = protocol["delta_rw_ok"]
+    methods = scores["methods"]
+    low, high = protocol["size_ranges"][part]
+    counts = ", ".join(f"{n} {k}" for k, n in scores["n_per_family"].items())
+    mined = settings["libraries"][part]["mine"]
+    library = (
+        f"; ``mine`` fits {mined['name']} ({mined['size']} clusters)"
+        if mined and "mine" in methods
+        else ""
+    )
+    name = SOLVE_PARTS[part]
+    lines = [
+        *_heading(name.capitalize(), "~"),
+        f"{scores['n_pdfs']} PDFs of clusters of {low}-{high} atoms "
+        f"({counts}; {scores['n_noisy']} with noise){library}; ``solve`` "
+        f"with ``max_atoms={settings['max_atoms'][part]}``.  Clusters: "
+        + "; ".join(protocol["clusters"][part])
+        + ".",
+        "",
+    ]
+    header = [
+        "n",
+        "exact count %",
+        "exact shape %",
+        f"ΔRw ≤ {bound:g} %",
+        "median ΔRw",
+        "MAE (Å), count-matched (n)",
+    ]
+    lines += _list_table(
+        f"structure solution, {name}: all test PDFs",
+        ["method", *header, "s / PDF, mean (median)"],
+        [
+            [
+                SOLVE_METHODS[method],
+                *_solve_scores(m["overall"]),
+                f"{m['overall']['seconds']:.1f} "
+                f"({m['overall']['median_seconds']:.1f})",
+            ]
+            for method, m in methods.items()
+        ],
+    )
+    lines += _list_table(
+        f"structure solution, {name}: per family",
+        ["family: method", *header],
+        [
+            [f"{family}: {SOLVE_METHODS[method]}", *_solve_scores(summary)]
+            for family in scores["n_per_family"]
+            for method, m in methods.items()
+            for summary in [m["per_family"][family]]
+        ],
+    )
+    lines += [
+        "Source of the top candidate: "
+        + "; ".join(
+            f"{SOLVE_METHODS[method]}: "
+            + ", ".join(f"{k} {v}" for k, v in m["sources"].items())
+            for method, m in methods.items()
+        )
+        + ".",
+        "",
+    ]
+    if "solve" in methods and not settings.get("geometry_model"):
+        lines += _part_targets(part, methods["solve"]["overall"], bound)
+    return lines
+
+
+def _measured(report, figures, targets) -> list[str]:
+    """The measured Pt PDFs: each method's top candidate, the figures."""
+    rows = report["experimental"]
+    lines = [
+        *_heading("Measured Pt PDFs", "~"),
+        f"The {len(rows)} measured PDFs of Pt particles "
+        "(:doc:`experimental`), with the sizes that their README gives; "
+        "``mine`` and ``solve`` as on the large clusters "
+        f"(``max_atoms={report['settings']['max_atoms']['experimental']}``"
+        "); the diameter is the largest pair distance of the top "
+        "candidate plus its nearest-neighbour distance.",
+        "",
+        *_list_table(
+            "structure solution, measured Pt PDFs: top candidates",
+            [
+                "file: method",
+                "README size (nm)",
+                "top Rw",
+                "atoms",
+                "diameter (nm)",
+                "type",
+                "source",
+                "s",
+            ],
+            [
+                [
+                    f"{row['file']}: {SOLVE_METHODS[method]}",
+                    (
+                        "-"
+                        if row["readme_size_nm"] is None
+                        else f"{row['readme_size_nm']:g}"
+                    ),
+                    f"{m['rw']:.3f}",
+                    str(m["n_atoms"]),
+                    f"{m['diameter_nm']:.2f}",
+                    m["type"],
+                    m["source"],
+                    f"{m['seconds']:.1f}",
+                ]
+                for row in rows
+                for method, m in row["methods"].items()
+            ],
+        ),
+    ]
+    solved = [
+        row["methods"]["solve"]["rw"]
+        for row in rows
+        if "solve" in row["methods"]
+    ]
+    if targets and solved:
+        rw, need = SOLVE_TARGETS["pt_rw"], SOLVE_TARGETS["pt_files"]
+        good = sum(value <= rw for value in solved)
+        lines += [
+            f"Target for ``solve``: top Rw ≤ {rw:g} on at least {need} of "
+            f"the three measured PDFs; measured: {good} of {len(solved)} "
+            f"(Rw {', '.join(f'{value:.3f}' for value in solved)}): "
+            f"{_verdict(good >= need)}.",
+            "",
+        ]
+    for row in rows:
+        figure = figures.get(row["file"])
+        if figure:
+            lines += [
+                f".. figure:: {figure}",
+                "   :width: 100%",
+                "",
+                f"   {row['file']}: the fit of each method's top candidate "
+                "(observed, calculated and their difference below).",
+                "",
+            ]
+    return lines
+
+
+def _solve(report, model_name, figures=None, title=None) -> list[str]:
+    """The section on a structure-solution evaluation.
+
+    ``report`` is ``metrics["solve"]`` (or ``"solve_geometry"``),
+    ``model_name`` the model whose metadata holds it, ``figures`` the
+    path relative to the page of each measured file's fit figure (by
+    file name).
+    """
+    protocol, settings = report["protocol"], report["settings"]
+    ranges, model = protocol["ranges"], report["model"]
+    targets = not settings.get("geometry_model")
+    metals = ", ".join(protocol["metal_d"])
+    bcc = ", ".join(protocol["bcc_metal_d"])
+    given = ", ".join(
+        {"G(r)": "G(r)", "qmax": "Qmax", "qmin": "Qmin"}.get(w, w)
+        for w in protocol["given_to_methods"]
+    )
+    title = title or "Structure solution: clusters outside the libraries"
+    names = [
+        "``solve`` (:doc:`solve`)" if name == "solve" else SOLVE_METHODS[name]
+        for name in settings["methods"]
+    ]
+    if len(names) > 1:
+        names = [", ".join(names[:-1]) + " and " + names[-1]]
+    lines = [
+        *_heading(title, "-"),
+        f"{names[0]} {'were' if len(settings['methods']) > 1 else 'was'} "
+        "evaluated on the same PDFs with the model "
+        f"``{model['name']}`` (trained at git "
+        f"{model['training_commit'][:12]}, {model['epochs']} epochs) in "
+        "one run of::",
+        "",
+        f"   {_solve_command(report, model_name)}",
+        "",
+        f"({report['seconds'] / 60:.0f} min in one process; code at "
+        f"{report['evaluated_commit']}).",
+        "",
+        "The test clusters are in no library: they were built with ASE "
+        "from parameters that neither the 197 MMNP shapes nor the "
+        '``"large"`` library use (sc, fcc and bcc blocks with other '
+        "surfaces, centres or layer orders; hcp blocks of other cell "
+        "counts; decahedra with a facet of 6 or more; Mackay icosahedra "
+        "less their 12 vertices or one facet; octahedra cut at one or "
+        "two vertices), and their sorted pair distances, in units of "
+        "the nearest-neighbour distance, differ by more than "
+        f"{protocol['shape_tolerance']:g} from those of every library "
+        "cluster.  Each test PDF is one cluster at the nearest-neighbour "
+        f"distance of a metal ({metals}; {bcc} for bcc) within "
+        f"±{protocol['d_spread']:.0%}, simulated with Qmax "
+        f"{ranges['qmax'][0]:g}-{ranges['qmax'][1]:g} Å⁻¹, Biso "
+        f"{ranges['biso'][0]:g}-{ranges['biso'][1]:g} Å² and qdamp "
+        f"{ranges['qdamp'][0]:g}-{ranges['qdamp'][1]:g} Å⁻¹ (Qmin "
+        f"{protocol['qmin']:g} Å⁻¹), with Gaussian noise of "
+        f"{protocol['noise']:.0%} of max G on {protocol['noisy']}.  The "
+        f"inputs are blind: the methods get {given} only, never d, "
+        "qdamp, Biso or the family.",
+        "",
+        "Each method is judged by its top candidate.  **Exact count**: "
+        "the true number of atoms; **exact shape**: that and sorted pair "
+        "distances within "
+        f"{protocol['shape_tolerance']:g} of the truth's, in units of "
+        "each one's nearest-neighbour distance; **ΔRw** = Rw(top) − "
+        "Rw(truth fitted the same way: same data, r range and assumed "
+        "parameters), its median over all n PDFs and the share with "
+        f"ΔRw ≤ {protocol['delta_rw_ok']:g}; **MAE**: mean distance per "
+        "atom after centring, optimal assignment and rotation, mean ± "
+        "std over the count-matched PDFs only, whose number is given in "
+        "brackets; **s / PDF**: wall time of the method per PDF.  "
+        "Percentages are of all n PDFs.",
+        "",
+    ]
+    for part in SOLVE_PARTS:
+        if part in report:
+            lines += _solve_part(report, part)
+    if report.get("experimental"):
+        lines += _measured(report, figures or {}, targets)
+    if "experimental_note" in report:
+        lines += [report["experimental_note"], ""]
+    return lines
+
+
 def _heading(title, char) -> list[str]:
     return [title, char * len(title), ""]
 
@@ -425,6 +759,7 @@ def render(
     calibration: dict | None = None,
     stacking: dict | None = None,
     stacking_figure: str | None = None,
+    solve_figures: dict | None = None,
 ) -> str:
     """The reStructuredText of the metrics page.
 
@@ -432,7 +767,11 @@ def render(
     it the page has no section on the type weights.  ``stacking`` is the
     stacking model's ``metrics["stacking_blind"]`` and
     ``stacking_figure`` the path of its latent map relative to the page;
-    without ``stacking`` the page has no section on that model.
+    without ``stacking`` the page has no section on that model.  The
+    structure-solution section comes from ``metrics["solve"]`` and
+    ``metrics["solve_geometry"]`` of ``metadata`` (none without them);
+    ``solve_figures`` gives the path relative to the page of the fit
+    figure of each measured file (by file name).
     """
     blind = metadata["metrics"]["blind"]
     model = blind["model"]
@@ -559,7 +898,40 @@ def render(
         lines += _type_weights(calibration)
     if stacking:
         lines += _stacking(stacking, stacking_figure)
+    solve = metadata["metrics"].get("solve")
+    if solve:
+        lines += _solve(solve, metadata["name"], solve_figures)
+    solve = metadata["metrics"].get("solve_geometry")
+    if solve:
+        lines += _solve(
+            solve,
+            metadata["name"],
+            solve_figures if not metadata["metrics"].get("solve") else None,
+            "Structure solution with the geometry-split model",
+        )
     return "\n".join(lines)
+
+
+def solve_figures(metadata: dict, page: Path) -> dict:
+    """The measured PDFs' fit figures that lie under the page's folder.
+
+    Per file name, the path relative to ``page`` of the figure that the
+    structure-solution evaluation names (``--plots``, relative to the
+    repository root when not absolute); figures that are missing or
+    outside ``page`` are left out.
+    """
+    found = {}
+    for key in ("solve_geometry", "solve"):
+        for row in metadata["metrics"].get(key, {}).get("experimental", []):
+            if not row.get("plot"):
+                continue
+            path = Path(row["plot"])
+            path = (path if path.is_absolute() else REPO_ROOT / path).resolve()
+            if path.is_file() and path.is_relative_to(page.resolve()):
+                found[row["file"]] = path.relative_to(
+                    page.resolve()
+                ).as_posix()
+    return found
 
 
 def main(argv=None):
@@ -584,13 +956,15 @@ def main(argv=None):
         stacking = json.loads(path.read_text())["metrics"].get(
             "stacking_blind"
         )
-    figure = Path(args.out).parent / STACKING_FIGURE
+    page = Path(args.out).parent
+    figure = page / STACKING_FIGURE
     Path(args.out).write_text(
         render(
             metadata,
             calibration,
             stacking,
             STACKING_FIGURE if figure.exists() else None,
+            solve_figures(metadata, page),
         )
     )
     print(f"wrote {args.out}")

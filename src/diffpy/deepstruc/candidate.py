@@ -91,7 +91,7 @@ class Candidate:
         Relative weights of the structure types, largest first, from
         ``type_rw`` and the data's noise level
         (:mod:`diffpy.deepstruc.confidence`); None with ``type_rw``.
-    path : tuple of SearchStep
+    path : tuple
         For a solved candidate (``source="solved"``), the accepted
         changes of its site search from the candidate it started from:
         the move, the atoms added and removed, the atom count and Rw

@@ -851,7 +851,7 @@ class IncrementalPDF:
         ----------
         g : array_like
             The data G on the r grid.
-        changes : iterable of (array_like, array_like of int)
+        changes : iterable of tuple
             Each change as ``(add, remove)``: ``(k, 3)`` positions (Å) of
             atoms added together, and indices of atoms removed together.
 

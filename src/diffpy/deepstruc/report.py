@@ -216,9 +216,6 @@ def run_propose(
     ValueError
         For bad arguments, or when ``force`` would delete an input file.
     """
-    auto = str(model) == AUTO
-    nets = [load_model(m) for m in (available_models() if auto else [model])]
-    records = [_model_record(net) for net in nets]
     options = dict(
         model=model,
         n_samples=n_samples,
@@ -233,23 +230,13 @@ def run_propose(
         qmin=qmin,
         qdamp=qdamp,
     )
-    # as run.json records them
-    settings = {**options, "model": str(model), "fit_range": list(fit_range)}
-
-    def stream(paths, client):
-        return map_pdfs(propose_structures, paths, client=client, **options)
-
-    return _run(
+    return _run_model(
+        propose_structures,
         "run_propose",
         data,
         output,
+        options,
         force=force,
-        settings=settings,
-        stream=stream,
-        origin={
-            "model": {"name": AUTO, "models": records} if auto else records[0]
-        },
-        nets=nets,
         command=command,
         dask=(scheduler, client),
         series_key=series_key,
@@ -306,9 +293,6 @@ def run_solve(
     """
     from diffpy.deepstruc.solve import solve_structure
 
-    auto = str(model) == AUTO
-    nets = [load_model(m) for m in (available_models() if auto else [model])]
-    records = [_model_record(net) for net in nets]
     options = dict(
         model=model,
         top=top,
@@ -322,13 +306,57 @@ def run_solve(
         qmin=qmin,
         qdamp=qdamp,
     )
-    settings = {**options, "model": str(model), "fit_range": list(fit_range)}
+    # a progress line for one input at a terminal, not from Dask workers
+    progress = len(data) == 1 and scheduler is None and client is None
+    return _run_model(
+        solve_structure,
+        "run_solve",
+        data,
+        output,
+        options,
+        force=force,
+        command=command,
+        dask=(scheduler, client),
+        series_key=series_key,
+        progress=progress and sys.stderr.isatty(),
+    )
+
+
+def _run_model(
+    solve,
+    function,
+    data,
+    output,
+    options,
+    *,
+    force,
+    command,
+    dask,
+    series_key,
+    progress=None,
+) -> int:
+    """`_run` for a per-PDF function of a model (propose or solve).
+
+    ``options`` are the keywords of ``solve``, ``model`` and
+    ``fit_range`` among them, as ``run.json`` records them; ``progress``,
+    when given, is passed on but not recorded.
+    """
+    model = options["model"]
+    auto = str(model) == AUTO
+    nets = [load_model(m) for m in (available_models() if auto else [model])]
+    records = [_model_record(net) for net in nets]
+    settings = {
+        **options,
+        "model": str(model),
+        "fit_range": list(options["fit_range"]),
+    }
+    extra = {} if progress is None else {"progress": progress}
 
     def stream(paths, client):
-        return map_pdfs(solve_structure, paths, client=client, **options)
+        return map_pdfs(solve, paths, client=client, **options, **extra)
 
     return _run(
-        "run_solve",
+        function,
         data,
         output,
         force=force,
@@ -339,7 +367,7 @@ def run_solve(
         },
         nets=nets,
         command=command,
-        dask=(scheduler, client),
+        dask=dask,
         series_key=series_key,
     )
 

@@ -15,22 +15,24 @@ move at a time: of all moves below, the one that lowers the criterion
 (below) most per atom it changes:
 
 * add one atom on an empty site touching at least
-  :data:`MIN_CONTACTS` occupied sites, or remove one surface atom, all
-  scored in one batch (:meth:`~diffpy.deepstruc.debye.IncrementalPDF.
-  trial_rw`);
+  ``MIN_CONTACTS`` occupied sites, or remove one surface atom, all
+  scored in one batch
+  (:meth:`~diffpy.deepstruc.debye.IncrementalPDF.trial_rw`);
 * add or remove a whole facet layer: the sites of the next plane beyond,
-  or the atoms on, each facet of the convex hull of the atoms;
+  or the atoms on, each facet of the convex hull of the atoms (with any
+  atom that would be left with fewer than ``MIN_CONTACTS``
+  neighbours, so that no change strands atoms);
 * when none of these helps: move one surface atom to another site (the
   best removals, each followed by the best addition), or move a facet
   layer to another facet (the best layer removals and additions
   paired);
-* scale, zoom and Uiso are refitted every :data:`REFIT_EVERY` accepted
+* scale, zoom and Uiso are refitted every ``REFIT_EVERY`` accepted
   moves and whenever no move helps, before the moves of one atom or
   layer to another place are tried
   (:func:`~diffpy.deepstruc.fitting.fit_cluster`).
 
-When no move helps, :data:`KICKS` random changes (a facet layer or
-:data:`KICK_ATOMS` atoms added or removed) are each followed by a new
+When no move helps, ``KICKS`` random changes (a facet layer or
+``KICK_ATOMS`` atoms added or removed) are each followed by a new
 descent, and the result is kept when it ends lower (an iterated local
 search), to leave local minima.
 
@@ -235,7 +237,7 @@ def template(family: str, radius: float) -> np.ndarray:
     Parameters
     ----------
     family : str
-        One of :data:`FAMILIES`.
+        One of ``FAMILIES``.
     radius : float
         Least radius of the template in units of the nearest-neighbour
         distance d (rounded up to a whole d for the cache).
@@ -333,12 +335,12 @@ def align(xyz: np.ndarray, family: str):
     xyz : numpy.ndarray
         ``(n_atoms, 3)`` coordinates in Å.
     family : str
-        One of :data:`FAMILIES`.
+        One of ``FAMILIES``.
 
     Returns
     -------
     sites : numpy.ndarray
-        The template sites (units of d) that reach :data:`POOL_MARGIN`
+        The template sites (units of d) that reach ``POOL_MARGIN``
         beyond the cluster.
     occupied : numpy.ndarray
         Indices into ``sites`` of the matched atoms (each site once).
@@ -409,19 +411,19 @@ class _Search:
     """State of one site search: which sites hold atoms, and their PDF.
 
     ``order`` lists the site of each atom in the order of the
-    incremental calculator, ``occupied`` flags the sites.
+    incremental calculator, ``occupied`` flags the sites, ``start`` the
+    sites of the start; ``unit`` is Å per template unit.
     """
 
     def __init__(
         self, sites, occupied, unit, family, data, params, uiso, fit_qdamp
     ):
-        r, g = data
-        self.fit_qdamp = fit_qdamp
         from scipy.sparse import csr_matrix
         from scipy.spatial import cKDTree
 
         self.sites, self.unit, self.uiso = sites, unit, uiso
-        self.r, self.g, self.params = r, g, params
+        (self.r, self.g), self.params = data, params
+        self.fit_qdamp = fit_qdamp
         self.occupied = np.zeros(len(sites), dtype=bool)
         self.occupied[occupied] = True
         self.start = self.occupied.copy()
@@ -465,7 +467,7 @@ class _Search:
 
     def surface(self) -> np.ndarray:
         """Atoms that may be removed: surface atoms, none leaving another
-        with fewer than :data:`MIN_CONTACTS` neighbours."""
+        with fewer than ``MIN_CONTACTS`` neighbours."""
         occupied = self.occupied.astype(float)
         held = self.neighbours @ occupied
         empty = self.degree - held
@@ -474,6 +476,29 @@ class _Search:
         leaves_weak = self.neighbours @ weak.astype(float) > 0
         surface = (empty > 0) | edge
         return np.flatnonzero(self.occupied & surface & ~leaves_weak)
+
+    def dangling(self, added, removed) -> tuple[list[int], list[int]]:
+        """A change, less the atoms that it would leave hanging.
+
+        After adding ``added`` and removing ``removed``, atoms with fewer
+        than ``MIN_CONTACTS`` occupied neighbour sites go too (added
+        ones are not added), and so on until none is left, so that a
+        group change never strands atoms.  Returns ``(added, removed)``.
+        """
+        occupied = self.occupied.copy()
+        added = [int(s) for s in added]
+        removed = [int(s) for s in removed]
+        occupied[added] = True
+        occupied[removed] = False
+        while True:
+            held = self.neighbours @ occupied.astype(float)
+            weak = np.flatnonzero(occupied & (held < MIN_CONTACTS))
+            if len(weak) == 0 or len(weak) == occupied.sum():
+                return added, removed
+            occupied[weak] = False
+            weak = set(int(s) for s in weak)
+            removed += [s for s in weak if self.occupied[s]]
+            added = [s for s in added if s not in weak]
 
     def add(self, site: int) -> None:
         self.calc.add(self.sites[site] * self.unit)
@@ -586,7 +611,7 @@ def site_search(
         ``(n_atoms, 3)`` coordinates in Å of the start, at the data's
         scale (its nearest-neighbour distance about that of the data).
     family : str
-        Template family (:data:`FAMILIES`; :func:`family_of` maps a
+        Template family (``FAMILIES``; :func:`family_of` maps a
         structure type to it).
     r, g : numpy.ndarray
         The data in the fit range.
@@ -619,7 +644,7 @@ def site_search(
     Raises
     ------
     OffSitesError
-        When fewer than :data:`MIN_MATCHED` of the atoms lie on the
+        When fewer than ``MIN_MATCHED`` of the atoms lie on the
         family's sites.
     """
     params = params or DebyeParameters()
@@ -717,8 +742,9 @@ def _kick(search: _Search, rng, limit):
     """A random change that the descent would not make; (added, removed).
 
     One of: remove the atoms of a facet, add the next layer of a facet,
-    remove :data:`KICK_ATOMS` surface atoms, add as many atoms on sites
-    beside the surface.  None when the drawn change is not possible.
+    remove ``KICK_ATOMS`` surface atoms (and the atoms that this
+    leaves hanging), add as many atoms on sites beside the surface.
+    None when the drawn change is not possible.
     """
     kind = rng.integers(4)
     if kind < 2:
@@ -737,7 +763,10 @@ def _kick(search: _Search, rng, limit):
         ):
             return None
         chosen = [int(s) for s in rng.choice(pool, KICK_ATOMS, replace=False)]
-        added, removed = (chosen, []) if kind == 3 else ([], chosen)
+        if kind == 3:
+            added, removed = chosen, []
+        else:
+            added, removed = search.dangling([], chosen)
     for site in removed:
         search.remove(site)
     for site in added:
@@ -784,7 +813,7 @@ def _singles(search: _Search, bic, limit) -> list:
 def _moves(search: _Search, bic) -> list:
     """The best moves of one surface atom to another site, as `_singles`.
 
-    The :data:`SWAP_STARTS` removals that fit best are each followed by
+    The ``SWAP_STARTS`` removals that fit best are each followed by
     the best addition.
     """
     removes = search.surface() if len(search.order) > 1 else []
@@ -825,8 +854,9 @@ def _layer_changes(search: _Search, limit) -> list:
     for normal, offset in planes:
         height = search.sites @ normal
         layer = occupied[height[occupied] > offset - LAYER_TOLERANCE]
+        _, layer = search.dangling([], layer)
         if 0 < len(layer) < len(occupied):
-            changes.append(("remove layer", [], [int(s) for s in layer]))
+            changes.append(("remove layer", [], layer))
         beyond = height > offset + LAYER_TOLERANCE
         if not beyond.any():
             continue
@@ -858,7 +888,7 @@ def _scored(search: _Search, bic, changes) -> list:
 def _transfers(search: _Search, bic, options: list) -> list:
     """A facet layer removed and another added together, as `_singles`.
 
-    Pairs of the :data:`TRANSFER_STARTS` best layer removals and
+    Pairs of the ``TRANSFER_STARTS`` best layer removals and
     additions of ``options`` (from `_layers`), for a particle that has
     the right size and the wrong outline.
     """
@@ -869,6 +899,7 @@ def _transfers(search: _Search, bic, options: list) -> list:
     for _, _, _, removed in removals:
         for _, _, added, _ in additions:
             added = [site for site in added if site not in removed]
+            added, gone = search.dangling(added, removed)
             if added:
-                transfers.append(("move layer", added, removed))
+                transfers.append(("move layer", added, gone))
     return _scored(search, bic, transfers)

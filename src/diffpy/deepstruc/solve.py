@@ -1,13 +1,14 @@
 """Solve a structure: site searches from the best proposals.
 
-:func:`solve_structure` runs :func:`~diffpy.deepstruc.propose.
-propose_structures` (decodes and the training library's best shapes)
-and, when particles beyond the decoder's 200 atoms are allowed, mines
-the ``"large"`` library too.  The best :data:`N_STARTS` candidates of a
-known structure family are each searched on the sites of their family
+:func:`solve_structure` runs
+:func:`~diffpy.deepstruc.propose.propose_structures` (decodes and the
+training library's best shapes) and, when particles beyond the decoder's
+200 atoms are allowed, mines the ``"large"`` library too.  The best
+:data:`N_STARTS` candidates of a known structure family are each
+searched on the sites of their family
 (:func:`diffpy.deepstruc.sitesearch.site_search`): atoms added and
-removed one at a time or a facet layer at a time, while the data support
-them.  The searched structures (``source="solved"``, with the path of
+removed one at a time or a facet layer at a time, while the data
+support them.  The searched structures (``source="solved"``, with the path of
 their search) are ranked with every proposal by Rw, so the answer is
 never worse than what ``propose`` found.
 """
@@ -93,7 +94,8 @@ def solve_structure(
         Model of the proposals (``"mmnp"``, ``"stacking"``, ``"auto"`` or
         a model folder).
     library : str, os.PathLike or Library, optional
-        The shapes that propose snaps to, by default the model's own.
+        The shapes that propose snaps to, by default the model's own
+        (the ``"large"`` library's starts join them whatever it is).
     top : int
         Number of candidates returned.
     seed : int

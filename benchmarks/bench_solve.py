@@ -1,0 +1,83 @@
+"""Time `diffpy.deepstruc.solve_structure` per PDF.
+
+Run as ``python benchmarks/bench_solve.py``.  It prints the wall time of
+one call (after a first call that loads the model and builds the
+libraries' caches) on
+
+1. simulated PDFs of three clusters that no library holds (13-200
+   atoms, Qmax 24 Å⁻¹, qdamp 0.05 Å⁻¹ not given to the solver), with the
+   default ``max_atoms=200`` (target: 10 s per PDF);
+2. the bundled Pt example with ``max_atoms=2000`` (target: 60 s per
+   PDF), and with the default 200;
+
+with the atom count, Rw and source of the top candidate.  Thread counts
+are left at the library defaults; the CPU count is printed so that
+figures from different machines can be compared.
+"""
+
+import warnings
+
+import numpy as np
+from ase.cluster import Decahedron, Icosahedron, Octahedron
+from common import cpu_counts, timed
+
+from diffpy.deepstruc import example_pdf, solve_structure
+from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
+
+A_PT = 2.77 * np.sqrt(2)  # fcc lattice constant of Pt, Å
+
+
+def outside_clusters() -> dict:
+    """Three clusters that neither shipped library holds."""
+    ico = Icosahedron("Pt", 4, latticeconstant=A_PT).get_positions()
+    radius = np.linalg.norm(ico - ico.mean(0), axis=1)
+    return {
+        "octahedron 6, cutoff 1 (140 atoms)": Octahedron(
+            "Pt", 6, 1, latticeconstant=A_PT
+        ).get_positions(),
+        "Marks decahedron 2-3-1": Decahedron(
+            "Pt", 2, 3, 1, latticeconstant=A_PT
+        ).get_positions(),
+        "Mackay icosahedron 147 less its 12 vertices": ico[
+            np.argsort(radius)[:-12]
+        ],
+    }
+
+
+def report(name: str, seconds: float, candidates) -> None:
+    best = candidates[0]
+    print(
+        f"  {name}: {seconds:.1f} s; top {best.n_atoms} atoms, "
+        f"Rw {best.rw:.4f}, {best.source}"
+    )
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    print(cpu_counts())
+    params = DebyeParameters(qmax=24.0, qdamp=0.05, biso=0.4)
+    header = {"qmax": params.qmax, "qmin": params.qmin, "element": "Pt"}
+    first = outside_clusters()["octahedron 6, cutoff 1 (140 atoms)"]
+    _, seconds = timed(
+        lambda: solve_structure(simulate_pdf(first, params=params), **header)
+    )
+    print(f"first call (model, caches): {seconds:.1f} s")
+    print("clusters outside the libraries, max_atoms=200:")
+    times = []
+    for name, xyz in outside_clusters().items():
+        data = simulate_pdf(xyz, params=params)
+        found, seconds = timed(lambda: solve_structure(data, **header))
+        times.append(seconds)
+        report(f"{name}, truth {len(xyz)} atoms", seconds, found)
+    print(f"  mean {np.mean(times):.1f} s per PDF (target 10 s)")
+    print("bundled Pt example (JQ_S1):")
+    for max_atoms in (200, 2000):
+        found, seconds = timed(
+            lambda: solve_structure(example_pdf(), max_atoms=max_atoms)
+        )
+        target = " (target 60 s)" if max_atoms > 200 else ""
+        report(f"max_atoms={max_atoms}{target}", seconds, found)
+
+
+if __name__ == "__main__":
+    main()
