@@ -2,7 +2,9 @@
 
 The structure-solution section is rendered from a small hand-made
 summary shaped like ``metrics["solve"]`` of ``training/evaluate_solve``,
-beside the shipped model's own metrics.  Skipped outside a clone of the
+and the geometry-split model's section from one shaped like
+``metrics["blind_geometry"]`` of ``training/evaluate``, beside the
+shipped model's own metrics.  Skipped outside a clone of the
 repository.
 """
 
@@ -276,3 +278,121 @@ def test_solve_figures(tmp_path, solve_report):
     # JQ_S2's figure is missing, JQ_S3's lies outside the page's folder
     assert found == {"JQ_S1.gr": "_static/solve/JQ_S1.gr.png"}
     assert solve_figures({"metrics": {}}, page) == {}
+
+
+def _blind_summary(n, hits, seconds):
+    return {
+        "n": n,
+        "type": hits,
+        "count": hits / 2,
+        "shape": hits / 4,
+        "delta_rw": {"median": -0.0042, "mean": 0.01},
+        "mae": {"mean": 0.125, "std": 0.05},
+        "mae_component": {"mean": 0.07, "std": 0.02},
+        "median_seconds": seconds,
+    }
+
+
+@pytest.fixture
+def geometry_report(metadata):
+    """A summary like ``metrics["blind_geometry"]``, same test PDFs."""
+    shipped = metadata["metrics"]["blind"]["settings"]
+    methods = {
+        "propose": 0.5,
+        "propose_nosnap": 0.25,
+        "mine": 0.75,
+        "nearest": 0.5,
+        "solve": 1.0,
+    }
+    types = ("fcc", "hcp")
+    return {
+        "model": {
+            "name": "mmnp_geometry",
+            "folder": "training/models/mmnp_geometry",
+            "split": "geometry",
+            "training_commit": "0123456789abcdef",
+            "training_wall_time_s": 5400,
+            "epochs": 1000,
+            "polish_epochs": 400,
+        },
+        "evaluated_commit": "fedcba987654",
+        "settings": {
+            **shipped,
+            "robust_per_type": 0,
+            "calibration_per_type": 0,
+            "solve_max_atoms": 200,
+        },
+        "geometry": {
+            "n_pdfs": 8,
+            "n_shapes": 5,
+            "methods": {
+                name: {
+                    "overall": _blind_summary(8, hits, 8.0),
+                    "per_type": {
+                        t: _blind_summary(4, hits, 8.0) for t in types
+                    },
+                    "sources": (
+                        {"solved": 6, "library": 2}
+                        if name == "solve"
+                        else {"library": 8}
+                    ),
+                }
+                for name, hits in methods.items()
+            },
+            "note": "The model was trained on this split.",
+        },
+        "seconds": 3600.0,
+    }
+
+
+def test_geometry_model_section(metadata, geometry_report):
+    page = render(_with(metadata, geometry_report, "blind_geometry"))
+    section = "\n".join(_lines(page, "The model trained on the geometry"))
+    assert "recorded evaluation" not in page
+    assert (
+        "Model ``mmnp_geometry`` (not shipped), trained on the geometry "
+        "split: 1000 epochs (90 min, the main loop), then 400 epochs of "
+        "decoder polishing; trained at git 0123456789ab."
+    ) in section
+    assert (
+        "python -m training.evaluate --model training/models/mmnp_geometry "
+        "--splits geometry --samples 1000 --seed 0 --per-type 12 "
+        "--robust-per-type 0 --calibration-per-type 0 --write-metadata "
+        "onnx_models/mmnp/metadata.json"
+    ) in section
+    assert "(60 min in one process; code at fedcba987654)" in section
+    assert "8 PDFs (5 distinct test shapes; the same PDFs as above)" in (
+        section
+    )
+    assert "used the training shapes of the split only" in section
+    assert "``max_atoms=200``" in section
+    # the split tables' columns, solve as a row
+    row = _lines(section, "   * - ``solve``")[:8]
+    assert [line.split("- ", 1)[1] for line in row] == [
+        "``solve``",
+        "8",
+        "100.0",
+        "50.0",
+        "25.0",
+        "-0.004",
+        "0.125 ± 0.050 (50.0 %)",
+        "8.00",
+    ]
+    assert "   * - hcp: ``solve``" in section
+    assert "   * - fcc: ``propose``, no snapping" in section
+    assert "* ``solve``: prior 0, search 0, refined 0, library 2, " in section
+    assert "solved 6 (of 8 PDFs)" in section
+    # the shipped model's geometry tables stay, mine and nearest only
+    shipped = page.split("The model trained on the geometry")[0]
+    shipped = shipped.split("Geometry-disjoint split")[1]
+    assert "   * - ``mine``" in shipped and "``propose``" not in shipped
+    # other settings than the shipped run: other PDFs
+    geometry_report["settings"]["seed"] = 1
+    page = render(_with(metadata, geometry_report, "blind_geometry"))
+    assert "the same PDFs as above" not in page
+
+
+def test_recorded_geometry_without_blind_geometry(metadata):
+    page = render(metadata)
+    assert "The model trained on the geometry split" not in page
+    assert "recorded evaluation of the geometry-split model" in page

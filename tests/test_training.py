@@ -722,6 +722,180 @@ def test_evaluate_runs_end_to_end(tmp_path, capsys):
     assert "strain -0.05 count: propose=" in printed
 
 
+def test_methods_per_split_and_model():
+    # the shipped model keeps its methods; a geometry-split model runs all
+    # of them and solve on its split and refuses the random split
+    from training import evaluate
+
+    assert evaluate.split_names("random", "random") == evaluate.METHODS
+    assert evaluate.split_names("geometry", "random") == (
+        evaluate.GEOMETRY_METHODS
+    )
+    assert evaluate.split_names("random", "random", solve=True) == (
+        *evaluate.METHODS,
+        "solve",
+    )
+    names = evaluate.split_names("geometry", "geometry")
+    assert "propose" in names and "solve" in names
+    assert set(evaluate.METHODS) < set(names)
+    with pytest.raises(ValueError, match="--splits geometry"):
+        evaluate.split_names("random", "geometry")
+
+
+def _geometry_metadata():
+    """The shipped model's metadata with a geometry split instead."""
+    from diffpy.deepstruc.clusters import CLUSTER_TYPES, enumerate_library
+    from diffpy.deepstruc.model import models_dir
+
+    path = models_dir() / "mmnp" / "metadata.json"
+    metadata = json.loads(path.read_text())
+    records = enumerate_library()
+    parts = split_indices(
+        np.array([CLUSTER_TYPES.index(r.type) for r in records]),
+        np.array([r.shape_id for r in records]),
+        0,
+        "geometry",
+    )
+    metadata["name"] = "mmnp_geometry"
+    metadata["split"] = {
+        "mode": "geometry",
+        "seed": 0,
+        **{k: np.asarray(v).tolist() for k, v in parts.items()},
+    }
+    metadata["metrics"] = {}
+    return metadata
+
+
+def test_geometry_model_snaps_to_its_training_shapes():
+    # the library of every method on the geometry split holds the
+    # training shapes of the model's split only, the same shapes as the
+    # split that the shipped model is scored on there
+    from diffpy.deepstruc.clusters import enumerate_library
+    from diffpy.deepstruc.libraries import load_library
+    from training import evaluate
+
+    metadata = _geometry_metadata()
+    records = enumerate_library()
+    features = np.zeros((len(records), 1))
+    test, methods = evaluate.split_methods(
+        "geometry", metadata, "m", 10, 0, features
+    )
+    train = {records[i].shape_id for i in metadata["split"]["train"]}
+    mmnp = load_library("mmnp")
+    assert {e.label for e in methods.library} == {mmnp[i].label for i in train}
+    assert not train & set(test)
+    assert set(methods.shape_ids) == train
+    random = json.loads(
+        (evaluate.REPO_ROOT / "onnx_models/mmnp/metadata.json").read_text()
+    )
+    shipped_test, shipped = evaluate.split_methods(
+        "geometry", random, "m", 10, 0, features
+    )
+    assert set(shipped_test) == set(test)
+    assert len(shipped.library) == len(methods.library)
+    _, own = evaluate.split_methods("random", random, "m", 10, 0, features)
+    assert len(own.library) == 197
+
+
+@pytest.mark.parametrize("method", ["propose", "propose_nosnap", "solve"])
+def test_top_answer_passes_the_split_library(monkeypatch, method):
+    # propose and solve get the split's library (and solve its settings)
+    from types import SimpleNamespace
+
+    from training import evaluate
+
+    calls = []
+
+    def stand_in(gr, **kwargs):
+        calls.append(kwargs)
+        reference = SimpleNamespace(type="fcc", shape_id=7)
+        return [
+            SimpleNamespace(
+                nearest_reference=reference,
+                n_atoms=13,
+                rw=0.1,
+                source="solved",
+                type_rw=None,
+                xyz=np.zeros((13, 3)),
+            )
+        ]
+
+    monkeypatch.setattr(evaluate, "propose_structures", stand_in)
+    monkeypatch.setattr(evaluate, "solve_structure", stand_in)
+    library = object()
+    methods = evaluate.Methods("model", 20, 3, library, None, None)
+    answer, xyz = evaluate.top_answer(
+        method, ("r", "g"), 25.0, methods, None, None
+    )
+    (kwargs,) = calls
+    assert kwargs["library"] is library
+    assert kwargs["model"] == "model" and kwargs["seed"] == 3
+    assert (kwargs["qmax"], kwargs["qmin"]) == (25.0, evaluate.QMIN)
+    assert kwargs["element"] == evaluate.ELEMENT
+    if method == "solve":
+        assert kwargs["max_atoms"] == evaluate.SOLVE_MAX_ATOMS == 200
+    else:
+        assert kwargs["snap"] == (method == "propose")
+        assert kwargs["n_samples"] == 20
+    assert answer == {
+        "type": "fcc",
+        "n_atoms": 13,
+        "shape_id": 7,
+        "rw": 0.1,
+        "source": "solved",
+    }
+
+
+def test_geometry_model_summary_goes_to_blind_geometry(tmp_path, monkeypatch):
+    # with the methods faked: the geometry split alone, every method and
+    # solve, the summary under metrics["blind_geometry"] of the metadata
+    # file named, whose "blind" stays; the random split is refused
+    from training import evaluate
+
+    model = tmp_path / "mmnp_geometry"
+    model.mkdir()
+    (model / "metadata.json").write_text(json.dumps(_geometry_metadata()))
+    shipped = tmp_path / "metadata.json"
+    shipped.write_text(json.dumps({"metrics": {"blind": {"kept": 1}}}))
+    seen = []
+
+    def fake_case(case, methods, names):
+        seen.append((tuple(names), methods.library))
+        answer = {"type": case.shape.type, "n_atoms": case.shape.n_atoms}
+        answer.update(shape_id=case.shape.shape_id, rw=0.1, source="prior")
+        answer.update(seconds=1.0, delta_rw=0.0)
+        return {
+            "type": case.shape.type,
+            "n_atoms": case.shape.n_atoms,
+            "shape_id": case.shape.shape_id,
+            "methods": {name: dict(answer) for name in names},
+        }
+
+    monkeypatch.setattr(
+        evaluate, "prior_inputs", lambda records: np.zeros((len(records), 1))
+    )
+    monkeypatch.setattr(evaluate, "evaluate_case", fake_case)
+    monkeypatch.setattr(evaluate, "plot_confusion", lambda *args: None)
+    options = dict(per_type=1, robust_per_type=0, calibration_per_type=0)
+    with pytest.raises(ValueError, match="geometry split"):
+        evaluate.evaluate(model, splits=("random",), **options)
+    assert not seen
+    report = evaluate.evaluate(
+        model, types=("fcc",), metadata_path=shipped, **options
+    )
+    ((names, library),) = seen
+    assert names == (*evaluate.METHODS, "solve")
+    assert len(library) < 197
+    assert "random" not in report and "robustness" not in report
+    assert list(report["geometry"]["methods"]) == list(names)
+    assert report["model"]["split"] == "geometry"
+    assert report["settings"]["solve_max_atoms"] == 200
+    saved = json.loads((model / "evaluation_blind.json").read_text())
+    assert [case["part"] for case in saved.pop("cases")] == ["geometry"]
+    metrics = json.loads(shipped.read_text())["metrics"]
+    assert metrics == {"blind": {"kept": 1}, "blind_geometry": saved}
+
+
 def test_stacking_model_trains_and_exports_with_its_classes(
     tmp_path, monkeypatch
 ):

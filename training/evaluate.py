@@ -3,6 +3,8 @@
 Usage::
 
     python -m training.evaluate --model onnx_models/mmnp --write-metadata
+    python -m training.evaluate --model training/models/mmnp_geometry \
+        --write-metadata onnx_models/mmnp/metadata.json
 
 Test PDFs differ from the training PDFs the way measured data do, and the
 methods see only what a file header would give.  Each test PDF is one
@@ -29,7 +31,14 @@ All methods run on the same PDFs in the same run (:data:`METHODS`):
 * ``nearest``: the 1-nearest-neighbour look-up: the training cluster whose
   prior input (:func:`diffpy.deepstruc.features.prior_input` of its clean
   reference PDF) is nearest to the test PDF's (Euclidean) gives type,
-  shape and count; its shape at the estimated d is then fitted.
+  shape and count; its shape at the estimated d is then fitted;
+* ``solve`` (:data:`SOLVE`; with ``--solve`` on the random split, always
+  with a geometry-split model): :func:`diffpy.deepstruc.solve_structure`
+  (site search from the best proposals, ``max_atoms``
+  :data:`SOLVE_MAX_ATOMS`), about 8 s per PDF.
+
+``propose`` and ``solve`` snap to the split's training shapes, as
+``mine`` fits them.
 
 The top candidate is compared with the truth: **type** and **shape** of
 its nearest library geometry (:mod:`diffpy.deepstruc.matching`) against
@@ -41,13 +50,18 @@ range, assumed instrument parameters; scale, zoom and Uiso fitted), and
 candidate and the true structure after centring, optimal assignment and
 rotation, over the count-matched PDFs only.
 
-Three parts:
+The parts:
 
 * ``random``: ``--per-type`` PDFs per structure type of the random split
   of the model's metadata, all methods;
 * ``geometry``: the same on the geometry-disjoint split (whole shapes
   held out, :func:`training.dataset.split_indices`), for ``mine`` and
-  ``nearest`` only: the model trained on that split is not shipped;
+  ``nearest`` only (:data:`GEOMETRY_METHODS`) with the shipped model,
+  which has seen every shape.  A model trained on the geometry split
+  (its metadata's ``split.mode``) runs every method there, ``solve``
+  too, on the same test PDFs and its own split; the random split means
+  nothing for it, so it runs the geometry split alone (``--splits
+  random`` is refused);
 * ``robustness``: the first ``--robust-per-type`` random-split shapes of
   each type (same d and strain direction), one factor of
   :data:`LEVELS` varied at a time, the others at :data:`CENTRAL`, for
@@ -66,10 +80,12 @@ Three parts:
 
 The report (with every PDF's results) goes to
 ``evaluation_blind.json`` in ``--out`` (default: the model folder), with
-the type confusion of ``propose`` on the random split
+the type confusion of ``propose`` on the model's own split
 (``evaluation_blind_confusion.png``); ``--write-metadata`` also stores the
-summary under ``metrics["blind"]`` of the model's ``metadata.json`` (or
-the metadata file it names).
+summary under ``metrics["blind"]`` (``metrics["blind_geometry"]`` for a
+geometry-split model, :data:`METRICS_KEYS`) of the model's
+``metadata.json`` (or the metadata file it names, such as the shipped
+model's).
 """
 
 import argparse
@@ -104,6 +120,7 @@ from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.pdfdata import instrument_parameters, load_pdf
 from diffpy.deepstruc.plausibility import FitQualityWarning
 from diffpy.deepstruc.propose import propose_structures
+from diffpy.deepstruc.solve import solve_structure
 from training.dataset import split_indices
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -153,6 +170,13 @@ CALIBRATION_PARTS = {
 METHODS = ("propose", "propose_nosnap", "mine", "nearest")
 #: Methods of the ``geometry`` part (no model of that split is shipped).
 GEOMETRY_METHODS = ("mine", "nearest")
+#: The structure solution (:func:`solve_structure`): with ``--solve`` on
+#: the random split, always with a geometry-split model.
+SOLVE = "solve"
+#: ``max_atoms`` of ``solve``.
+SOLVE_MAX_ATOMS = 200
+#: Metrics key of the summary per split that the model was trained on.
+METRICS_KEYS = {"random": "blind", "geometry": "blind_geometry"}
 #: Methods of the robustness table.
 ROBUST_METHODS = ("propose", "mine", "nearest")
 #: Element label of the candidates (a one-element PDF does not depend on
@@ -162,6 +186,10 @@ GEOMETRY_NOTE = (
     "The model is not run on the geometry-disjoint split: only the model "
     "trained on the random split is shipped, and it has seen every test "
     "shape of that split."
+)
+GEOMETRY_MODEL_NOTE = (
+    "The model was trained on this split: propose and solve snap to, "
+    "mine fits and the look-up holds its training shapes only."
 )
 
 
@@ -217,11 +245,12 @@ class Methods:
     Attributes
     ----------
     model : pathlib.Path
-        Model folder for ``propose``.
+        Model folder for ``propose`` and ``solve``.
     n_samples, seed : int
-        Prior samples and seed of ``propose``.
+        Prior samples and seed of ``propose`` (the seed of ``solve``).
     library : Library
-        The shapes that ``mine`` fits.
+        The split's training shapes: ``mine`` fits them, ``propose`` and
+        ``solve`` snap to them.
     features : numpy.ndarray
         ``(n_train, n_u)`` prior inputs of the training clusters.
     shape_ids : numpy.ndarray
@@ -306,7 +335,7 @@ def top_answer(method, gr, qmax, methods, data, params):
     Parameters
     ----------
     method : str
-        One of :data:`METHODS`.
+        One of :data:`METHODS` or :data:`SOLVE`.
     gr : tuple of numpy.ndarray
         The test PDF.
     qmax : float
@@ -344,10 +373,20 @@ def top_answer(method, gr, qmax, methods, data, params):
         return answer, xyz * fit.zoom
     if method == "mine":
         best = mine_library(gr, library=methods.library, **header)[0]
+    elif method == SOLVE:
+        best = solve_structure(
+            gr,
+            model=methods.model,
+            library=methods.library,
+            seed=methods.seed,
+            max_atoms=SOLVE_MAX_ATOMS,
+            **header,
+        )[0]
     else:
         best = propose_structures(
             gr,
             model=methods.model,
+            library=methods.library,
             n_samples=methods.n_samples,
             seed=methods.seed,
             snap=method == "propose",
@@ -519,25 +558,69 @@ def run_cases(cases, methods, names, desc) -> list[dict]:
     ]
 
 
+def model_split(metadata) -> str:
+    """The split mode that a model was trained on (``"random"``...)."""
+    return metadata["split"].get("mode", "random")
+
+
+def split_names(split, mode, solve=False) -> tuple:
+    """The methods run on ``split`` with a model of the ``mode`` split.
+
+    Parameters
+    ----------
+    split : str
+        One of :data:`SPLITS`.
+    mode : str
+        The split that the model was trained on (:func:`model_split`).
+    solve : bool
+        Add :data:`SOLVE` on the random split.
+
+    Returns
+    -------
+    tuple of str
+        :data:`METHODS` (and ``solve``) on the model's own split,
+        :data:`GEOMETRY_METHODS` on the geometry split of a random-split
+        model.
+
+    Raises
+    ------
+    ValueError
+        For the random split with a geometry-split model, which has seen
+        only some of the shapes.
+    """
+    if mode == "geometry":
+        if split != "geometry":
+            raise ValueError(
+                f"The model was trained on the geometry split; the "
+                f"{split!r} split's test PDFs mix shapes it was trained "
+                "on with held-out ones.  Please run --splits geometry."
+            )
+        return (*METHODS, SOLVE)
+    if split == "geometry":
+        return GEOMETRY_METHODS
+    return (*METHODS, SOLVE) if solve else METHODS
+
+
 def split_methods(split, metadata, model_dir, n_samples, seed, features):
-    """Test shape ids, method names and :class:`Methods` of a split.
+    """Test shape ids and :class:`Methods` of a split.
 
     ``features`` holds the prior inputs of every library cluster
-    (:func:`prior_inputs`); the look-up and ``mine`` keep those of the
-    split's training part.
+    (:func:`prior_inputs`); the look-up keeps those of the split's
+    training part, whose shapes ``mine`` fits and ``propose`` snaps to.
+    The model's own split comes from its metadata.
     """
     records = enumerate_library()
     shape_id = np.array([r.shape_id for r in records])
     mmnp = load_library("mmnp")
-    if split == "random":
+    if split in ("random", model_split(metadata)):
         parts = metadata["split"]
-        names, library = METHODS, mmnp
     else:
         type_index = np.array([CLUSTER_TYPES.index(r.type) for r in records])
         parts = split_indices(
             type_index, shape_id, metadata["split"]["seed"], split
         )
-        names = GEOMETRY_METHODS
+    library = mmnp
+    if split != "random":
         library = Library(
             f"{mmnp.name} {split}-split training shapes",
             tuple(mmnp[i] for i in np.unique(shape_id[parts["train"]])),
@@ -546,7 +629,7 @@ def split_methods(split, metadata, model_dir, n_samples, seed, features):
     methods = Methods(
         model_dir, n_samples, seed, library, features[train], shape_id[train]
     )
-    return shape_id[np.asarray(parts["test"])], names, methods
+    return shape_id[np.asarray(parts["test"])], methods
 
 
 def robustness(tests, methods, per_type, factors):
@@ -603,7 +686,8 @@ def evaluate(
     calibration_per_type=8,
     types=CLUSTER_TYPES,
     factors=tuple(LEVELS),
-    splits=SPLITS,
+    splits=None,
+    solve=False,
     out=None,
     metadata_path=None,
 ) -> dict:
@@ -612,7 +696,7 @@ def evaluate(
     Parameters
     ----------
     model_dir : str or pathlib.Path
-        Model folder; its metadata gives the random split.
+        Model folder; its metadata gives the split it was trained on.
     n_samples, seed : int
         Prior samples of ``propose``; seed of ``propose`` and of the test
         PDFs.
@@ -629,13 +713,22 @@ def evaluate(
         Structure types tested.
     factors : sequence of str
         Factors of :data:`LEVELS` varied in the robustness table.
-    splits : sequence of str
-        Parts of :data:`SPLITS` to run; the robustness table needs
+    splits : sequence of str, optional
+        Parts of :data:`SPLITS` to run (default: both, the geometry split
+        alone for a geometry-split model); the robustness table needs
         ``"random"``.
+    solve : bool
+        Run ``solve`` on the random split too.
     out : str or pathlib.Path, optional
         Report folder (default: the model folder).
     metadata_path : str or pathlib.Path, optional
-        A metadata file whose ``metrics["blind"]`` receives the summary.
+        A metadata file whose ``metrics["blind"]`` (``"blind_geometry"``
+        for a geometry-split model) receives the summary.
+
+    Raises
+    ------
+    ValueError
+        For the random split with a geometry-split model.
 
     Returns
     -------
@@ -645,11 +738,16 @@ def evaluate(
     start = time.perf_counter()
     model_dir = Path(model_dir).expanduser()
     metadata = json.loads((model_dir / "metadata.json").read_text())
+    mode = model_split(metadata)
+    splits = splits or (("geometry",) if mode == "geometry" else SPLITS)
+    names = {split: split_names(split, mode, solve) for split in splits}
     training = metadata["training"]
     polished = training.get("decoder_polished", False)
     report = {
         "model": {
             "name": metadata["name"],
+            "folder": str(model_dir),
+            "split": mode,
             "training_commit": training["git_commit"],
             "training_wall_time_s": training.get("wall_time_s"),
             "epochs": training["epochs"],
@@ -673,21 +771,28 @@ def evaluate(
             "robust_per_type": robust_per_type,
             "calibration_per_type": calibration_per_type,
             "types": list(types),
+            "solve_max_atoms": (
+                SOLVE_MAX_ATOMS
+                if any(SOLVE in n for n in names.values())
+                else None
+            ),
         },
     }
     features = prior_inputs(enumerate_library())
     cases = []
     for split in splits:
-        test_shapes, names, methods = split_methods(
+        test_shapes, methods = split_methods(
             split, metadata, model_dir, n_samples, seed, features
         )
         rng = np.random.default_rng([seed, SPLITS.index(split)])
         tests = draw_cases(test_shapes, per_type, rng, types)
-        rows = run_cases(tests, methods, names, split)
-        report[split] = split_report(rows, names)
+        rows = run_cases(tests, methods, names[split], split)
+        report[split] = split_report(rows, names[split])
         cases += [{"part": split, **row} for row in rows]
         if split == "geometry":
-            report[split]["note"] = GEOMETRY_NOTE
+            report[split]["note"] = (
+                GEOMETRY_MODEL_NOTE if mode == "geometry" else GEOMETRY_NOTE
+            )
         elif robust_per_type:
             report["robustness"], rows = robustness(
                 tests, methods, robust_per_type, factors
@@ -695,7 +800,7 @@ def evaluate(
             cases += [{"part": "robustness", **row} for row in rows]
         if calibration_per_type:
             part = CALIBRATION_PARTS[split]
-            weighted = [name for name in names if name in WEIGHTED_METHODS]
+            weighted = [n for n in names[split] if n in WEIGHTED_METHODS]
             stream = len(SPLITS) + SPLITS.index(split)
             rng = np.random.default_rng([seed, stream])
             tests = draw_cases(test_shapes, calibration_per_type, rng, types)
@@ -711,14 +816,14 @@ def evaluate(
     (out / "evaluation_blind.json").write_text(
         json.dumps({**report, "cases": cases}, indent=1)
     )
-    if "random" in report:
+    if mode in report and "propose" in names[mode]:
         plot_confusion(
-            [c for c in cases if c["part"] == "random"],
+            [c for c in cases if c["part"] == mode],
             "propose",
             out / "evaluation_blind_confusion.png",
         )
     if metadata_path:
-        store_metrics(metadata_path, "blind", report)
+        store_metrics(metadata_path, METRICS_KEYS[mode], report)
     return report
 
 
@@ -781,7 +886,18 @@ def main(argv=None):
         default=tuple(LEVELS),
         help="factors varied in the robustness table",
     )
-    parser.add_argument("--splits", nargs="+", choices=SPLITS, default=SPLITS)
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        choices=SPLITS,
+        help="parts to run (default: both; geometry alone for a "
+        "geometry-split model, which refuses random)",
+    )
+    parser.add_argument(
+        "--solve",
+        action="store_true",
+        help="also run solve on the random split (~8 s per PDF)",
+    )
     parser.add_argument("--out", help="report folder (default: model)")
     add_metadata_option(parser)
     args = parser.parse_args(argv)
@@ -798,10 +914,11 @@ def main(argv=None):
             types=args.types,
             factors=args.factors,
             splits=args.splits,
+            solve=args.solve,
             out=args.out,
             metadata_path=metadata_target(args),
         )
-    for split in args.splits:
+    for split in (s for s in SPLITS if s in report):
         print(f"{split} split: {report[split]['n_pdfs']} PDFs")
         for name, scores in report[split]["methods"].items():
             s = scores["overall"]

@@ -6,9 +6,11 @@ Usage::
 
 Every figure on the page is read from the metrics that
 ``python -m training.evaluate --write-metadata`` stored in the metadata
-(``metrics["blind"]``; ``metrics["geometry"]`` and
-``metrics["geometry_nosearch"]`` hold the recorded evaluation of the
-geometry-split model, which is not shipped) and from the
+(``metrics["blind"]``; ``metrics["blind_geometry"]`` that of the
+geometry-split model, which is not shipped, run with
+``--write-metadata onnx_models/mmnp/metadata.json``; without it the
+page shows the earlier recorded evaluation of that model,
+``metrics["geometry"]`` and ``metrics["geometry_nosearch"]``) and from the
 ``type_calibration.json`` that ``python -m training.calibrate`` wrote
 beside it, so the documentation cannot drift from the shipped model.
 The section on the structure solution comes from ``metrics["solve"]``
@@ -34,6 +36,7 @@ METHODS = {
     "propose_nosnap": "``propose``, no snapping",
     "mine": "``mine``",
     "nearest": "1-NN look-up",
+    "solve": "``solve``",
 }
 
 FACTORS = {
@@ -120,14 +123,15 @@ def _split_tables(title, part) -> list[str]:
 
 def _sources(part) -> list[str]:
     lines = []
-    for name in ("propose", "propose_nosnap"):
+    for name in ("propose", "propose_nosnap", "solve"):
         if name not in part["methods"]:
             continue
         counts = part["methods"][name]["sources"]
         total = sum(counts.values())
+        sources = ["prior", "search", "refined", "library"]
         wins = ", ".join(
             f"{source} {counts.get(source, 0)}"
-            for source in ("prior", "search", "refined", "library")
+            for source in sources + ["solved"] * (name == "solve")
         )
         lines.append(f"* {METHODS[name]}: {wins} (of {total} PDFs).")
     return lines + [""]
@@ -197,6 +201,77 @@ def _recorded_geometry(metrics) -> list[str]:
             ["run: type", "n", "type %", "exact count %", "median Rw"],
             rows,
         ),
+    ]
+
+
+def _solve_call(settings) -> str:
+    """``solve_structure`` with the ``max_atoms`` of a blind run."""
+    return (
+        f"``solve_structure``, ``max_atoms={settings['solve_max_atoms']}``"
+        ", :doc:`solve`"
+    )
+
+
+def _geometry_command(report) -> str:
+    """The command line of the geometry-split model's evaluation."""
+    settings = report["settings"]
+    words = [
+        "python -m training.evaluate",
+        f"--model {report['model'].get('folder', 'DIR')}",
+        "--splits geometry",
+        f"--samples {settings['n_samples']}",
+        f"--seed {settings['seed']}",
+        f"--per-type {settings['per_type']}",
+        f"--robust-per-type {settings['robust_per_type']}",
+        f"--calibration-per-type {settings['calibration_per_type']}",
+    ]
+    return " ".join(
+        [*words, "--write-metadata onnx_models/mmnp/metadata.json"]
+    )
+
+
+def _geometry_model(report, blind) -> list[str]:
+    """The geometry-split model's section (``metrics["blind_geometry"]``).
+
+    ``blind`` is the shipped model's ``metrics["blind"]``: when both ran
+    with the same settings, they share the test PDFs.
+    """
+    model, geometry = report["model"], report["geometry"]
+    settings, wall = report["settings"], model.get("training_wall_time_s")
+    same = "geometry" in blind and all(
+        blind["settings"][key] == settings[key]
+        for key in ("seed", "per_type", "types")
+    )
+    polish = model.get("polish_epochs")
+    return [
+        *_heading("The model trained on the geometry split", "~"),
+        f"Model ``{model['name']}`` (not shipped), trained on the "
+        f"{model['split']} split: {model['epochs']} epochs"
+        + (f" ({wall / 60:.0f} min, the main loop)" if wall else "")
+        + (
+            f", then {polish} epochs of decoder polishing"
+            if polish
+            else ", without decoder polishing"
+        )
+        + f"; trained at git {model['training_commit'][:12]}.  It was "
+        "evaluated in one run of::",
+        "",
+        f"   {_geometry_command(report)}",
+        "",
+        f"({report['seconds'] / 60:.0f} min in one process; code at "
+        f"{report['evaluated_commit']}) on {geometry['n_pdfs']} PDFs "
+        f"({geometry['n_shapes']} distinct test shapes"
+        + ("; the same PDFs as above" if same else "")
+        + ").  Mining and snapping used the training shapes of the split "
+        "only: ``propose`` snaps to them, ``mine`` fits them, the look-up "
+        "holds their clusters, and ``solve`` "
+        f"({_solve_call(settings)}) searches from ``propose``'s best "
+        "proposals with them.",
+        "",
+        *_split_tables("geometry-split model", geometry),
+        "Which source gave the top candidate:",
+        "",
+        *_sources(geometry),
     ]
 
 
@@ -827,6 +902,14 @@ def render(
         "reference PDF) is nearest (Euclidean) to the test PDF's gives "
         "type, shape and count; that shape, at the d of the first peak, "
         "is fitted for Rw and MAE.",
+        *(
+            [
+                f"* ``solve`` ({_solve_call(settings)}): a site search from "
+                "the best proposals (``propose`` snapping as above)."
+            ]
+            if "solve" in random["methods"]
+            else []
+        ),
         "",
         "Metrics (defined in :doc:`model`): **type** and **exact shape**: "
         "the type and geometry of the top candidate's nearest library "
@@ -865,6 +948,7 @@ def render(
         "",
         *_sources(random),
     ]
+    geometry_model = metadata["metrics"].get("blind_geometry")
     if "geometry" in blind:
         geometry = blind["geometry"]
         lines += [
@@ -875,8 +959,13 @@ def render(
             f"shapes only.  {geometry['note']}",
             "",
             *_split_tables("geometry-disjoint split", geometry),
-            *_recorded_geometry(metadata["metrics"]),
         ]
+        if not geometry_model:
+            lines += _recorded_geometry(metadata["metrics"])
+    if geometry_model:
+        if "geometry" not in blind:
+            lines += _heading("Geometry-disjoint split", "-")
+        lines += _geometry_model(geometry_model, blind)
     if "robustness" in blind:
         table = blind["robustness"]
         central = protocol["central"]
