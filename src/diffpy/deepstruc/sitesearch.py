@@ -36,6 +36,9 @@ When no move helps, ``KICKS`` random changes (a facet layer or
 descent, and the result is kept when it ends lower (an iterated local
 search), to leave local minima.
 
+A descent also stops when its last ``STALL_MOVES`` moves lowered Rw by
+less than ``STALL_GAIN`` (1 %) of it.
+
 A move is accepted when it lowers the Bayesian information criterion
 
     BIC = n_eff Rw^2 sum(G^2) / (n sigma^2) + ln(n_eff) k,
@@ -107,7 +110,11 @@ SWAP_STARTS = 6
 #: Best layer removals and additions paired as layer transfers.
 TRANSFER_STARTS = 4
 #: Greatest number of accepted moves of one search (by default).
-MAX_MOVES = 400
+MAX_MOVES = 150
+#: A descent stops when its last STALL_MOVES moves lowered Rw by less
+#: than the fraction STALL_GAIN.
+STALL_MOVES = 20
+STALL_GAIN = 0.01
 #: Random changes tried after the first descent (iterated local search).
 KICKS = 3
 #: Atoms added or removed by one kick of single atoms.
@@ -705,7 +712,7 @@ def _descend(search, bic, limit, path, max_moves, progress=None) -> float:
     rw = path[-1].rw
     score = bic(rw, search.changes)
     since_refit = 0
-    while len(path) <= max_moves:
+    while len(path) <= max_moves and not _stalled(path):
         options = _singles(search, bic, limit) + _layers(search, bic, limit)
         best = _steepest(options, score)
         if best is None and not since_refit:
@@ -736,6 +743,19 @@ def _descend(search, bic, limit, path, max_moves, progress=None) -> float:
         if progress is not None:
             progress(len(path) - 1, max_moves)
     return float(score)
+
+
+def _stalled(path: list[SearchStep]) -> bool:
+    """Whether the last :data:`STALL_MOVES` moves gained too little Rw.
+
+    Less than :data:`STALL_GAIN` of the Rw relative: on measured data,
+    whose misfit is mostly not noise, the criterion alone would go on
+    trading atoms for ever smaller gains.
+    """
+    if len(path) <= STALL_MOVES:
+        return False
+    before, now = path[-1 - STALL_MOVES].rw, path[-1].rw
+    return before - now < STALL_GAIN * before
 
 
 def _kick(search: _Search, rng, limit):
