@@ -8,9 +8,7 @@ Every figure on the page is read from the metrics that
 ``python -m training.evaluate --write-metadata`` stored in the metadata
 (``metrics["blind"]``; ``metrics["blind_geometry"]`` that of the
 geometry-split model, which is not shipped, run with
-``--write-metadata onnx_models/mmnp/metadata.json``; without it the
-page shows the earlier recorded evaluation of that model,
-``metrics["geometry"]`` and ``metrics["geometry_nosearch"]``) and from the
+``--write-metadata onnx_models/mmnp/metadata.json``) and from the
 ``type_calibration.json`` that ``python -m training.calibrate`` wrote
 beside it, so the documentation cannot drift from the shipped model.
 The section on the structure solution comes from ``metrics["solve"]``
@@ -161,49 +159,6 @@ def _robustness(table) -> list[str]:
     return _list_table("robustness: one factor at a time", header, rows)
 
 
-def _recorded_geometry(metrics) -> list[str]:
-    rows = []
-    for key, label in (
-        ("geometry", "latent search on"),
-        ("geometry_nosearch", "prior samples only"),
-    ):
-        report = metrics.get(key)
-        if not report:
-            continue
-        for cluster_type, s in [
-            *report["per_type"].items(),
-            ("**all**", report["overall"]),
-        ]:
-            rows.append(
-                [
-                    f"{label}: {cluster_type}",
-                    str(s["n"]),
-                    _pct(s["type_accuracy"]),
-                    _pct(s["exact_count"]),
-                    f"{s['median_rw']:.3f}",
-                ]
-            )
-    if not rows:
-        return []
-    note = metrics["geometry"].get("model_note", "")
-    return [
-        "The model trained on the geometry-disjoint split is not shipped; "
-        "its recorded evaluation (``evaluation_geometry*.json``) used the "
-        "earlier, easier protocol: clean PDFs of every third "
-        "test cluster at the library's own d, with the reference "
-        "parameters given to the fit (Qmax 25 Å⁻¹, qdamp 0.04 Å⁻¹), "
-        "1000 prior samples, and ``propose`` as it was then (no library "
-        f"snapping).  {note}",
-        "",
-        *_list_table(
-            "recorded evaluation of the geometry-split model (earlier "
-            "protocol)",
-            ["run: type", "n", "type %", "exact count %", "median Rw"],
-            rows,
-        ),
-    ]
-
-
 def _solve_call(settings) -> str:
     """``solve_structure`` with the ``max_atoms`` of a blind run."""
     return (
@@ -247,12 +202,12 @@ def _geometry_model(report, blind) -> list[str]:
         *_heading("The model trained on the geometry split", "~"),
         f"Model ``{model['name']}`` (not shipped), trained on the "
         f"{model['split']} split: {model['epochs']} epochs"
-        + (f" ({wall / 60:.0f} min, the main loop)" if wall else "")
         + (
             f", then {polish} epochs of decoder polishing"
             if polish
             else ", without decoder polishing"
         )
+        + (f" ({wall / 60:.0f} min in all)" if wall else "")
         + f"; trained at git {model['training_commit'][:12]}.  It was "
         "evaluated in one run of::",
         "",
@@ -960,8 +915,6 @@ def render(
             "",
             *_split_tables("geometry-disjoint split", geometry),
         ]
-        if not geometry_model:
-            lines += _recorded_geometry(metadata["metrics"])
     if geometry_model:
         if "geometry" not in blind:
             lines += _heading("Geometry-disjoint split", "-")
