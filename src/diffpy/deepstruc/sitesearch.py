@@ -26,9 +26,9 @@ move at a time: of all moves below, the one that lowers the criterion
   best removals, each followed by the best addition), or move a facet
   layer to another facet (the best layer removals and additions
   paired);
-* scale, zoom and Uiso are refitted every ``REFIT_EVERY`` accepted
-  moves and whenever no move helps, before the moves of one atom or
-  layer to another place are tried
+* scale, zoom and Uiso (and qdamp, with ``fit_qdamp``) are refitted
+  every ``REFIT_EVERY`` accepted moves and whenever no move helps,
+  before the moves of one atom or layer to another place are tried
   (:func:`~diffpy.deepstruc.fitting.fit_cluster`).
 
 When no move helps, ``KICKS`` random changes (a facet layer or
