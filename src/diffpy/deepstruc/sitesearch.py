@@ -870,20 +870,25 @@ def _layer_changes(search: _Search, limit) -> list:
     """
     occupied = np.flatnonzero(search.occupied)
     planes = _facets(search.sites[occupied])
+    if not planes:
+        return []
+    normals, offsets = (np.array(a) for a in zip(*planes))
+    heights = search.sites @ normals.T  # (n_sites, n_facets)
+    # facets beyond which each site lies; _facets keeps distinct normals
+    outside = heights > offsets + LAYER_TOLERANCE
+    n_outside = outside.sum(axis=1)
     changes = []
-    for normal, offset in planes:
-        height = search.sites @ normal
+    for k, offset in enumerate(offsets):
+        height = heights[:, k]
         layer = occupied[height[occupied] > offset - LAYER_TOLERANCE]
         _, layer = search.dangling([], layer)
         if 0 < len(layer) < len(occupied):
             changes.append(("remove layer", [], layer))
-        beyond = height > offset + LAYER_TOLERANCE
+        beyond = outside[:, k]
         if not beyond.any():
             continue
-        inside = np.ones(len(search.sites), dtype=bool)
-        for other, reach in planes:
-            if other @ normal < FACET_COSINE:
-                inside &= search.sites @ other <= reach + LAYER_TOLERANCE
+        # within every other facet: beyond this one only
+        inside = n_outside == beyond
         top = height[beyond].min() + LAYER_TOLERANCE
         new = np.flatnonzero(beyond & (height < top) & inside)
         if 0 < len(new) and len(occupied) + len(new) <= limit:
