@@ -446,6 +446,30 @@ def test_trial_rw_equals_the_scaled_fit_of_each_trial():
         calc.trial_pdfs(add=[[0.0, np.inf, 0.0]])
 
 
+def test_trial_rw_over_qdamps_is_the_least_rw_of_each_qdamp():
+    import dataclasses
+
+    xyz, rng = _blurred_octahedron()
+    calc = IncrementalPDF(xyz[:-1], INCREMENTAL_R, INCREMENTAL_PARAMS)
+    damped = dataclasses.replace(INCREMENTAL_PARAMS, qdamp=0.06)
+    data = IncrementalPDF(xyz, INCREMENTAL_R, damped).pdf()
+    positions = np.vstack([xyz[-1], xyz[:3] + rng.normal(0, 2.0, (3, 3))])
+    qdamps = [0.0, 0.03, 0.06]
+    each = [
+        IncrementalPDF(
+            xyz[:-1],
+            INCREMENTAL_R,
+            dataclasses.replace(INCREMENTAL_PARAMS, qdamp=q),
+        ).trial_rw(data, add=positions, remove=[2])
+        for q in qdamps
+    ]
+    profiled = calc.trial_rw(data, add=positions, remove=[2], qdamps=qdamps)
+    assert np.allclose(profiled, np.min(each, axis=0), rtol=1e-6, atol=1e-6)
+    assert profiled[0] < 1e-6  # the missing atom, at the data's qdamp
+    group = calc.trial_group_rw(data, [(positions[:1], [])], qdamps=qdamps)
+    assert group[0] == pytest.approx(profiled[0], abs=1e-6)
+
+
 def test_trial_group_rw_equals_the_changed_clusters():
     from diffpy.deepstruc.fitting import scale_and_rw
 

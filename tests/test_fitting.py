@@ -205,3 +205,18 @@ def test_fit_cluster_stays_within_bounds(zoom, uiso):
     assert ZOOM_BOUNDS[0] <= fit.zoom <= ZOOM_BOUNDS[1]
     assert UISO_BOUNDS[0] <= fit.uiso <= UISO_BOUNDS[1]
     assert np.isfinite(fit.rw) and 0.0 <= fit.rw <= 1.0
+
+
+@pytest.mark.parametrize("start", [0.0, 1e-10, 0.04, 0.09])
+def test_fit_cluster_refines_qdamp_from_any_start(start):
+    # the slope of G in qdamp vanishes at 0: a refinement from there must
+    # still find the qdamp of the data (it once stayed at 0 for good)
+    xyz = build_cluster("fcc", (2, 3, 3), 2.77)
+    truth = DebyeParameters(qmax=24.0, qdamp=0.045)
+    g = PairHistogram.from_cluster(xyz).pdf(R, truth, uiso=0.004)
+    params = DebyeParameters(qmax=24.0, qdamp=start)
+    fit = fit_cluster(xyz, R, g, params, uiso=0.004, fit_qdamp=True)
+    assert fit.qdamp == pytest.approx(0.045, abs=1e-3)
+    assert fit.rw < 1e-3
+    fixed = fit_cluster(xyz, R, g, params, uiso=0.004)
+    assert fixed.qdamp == start

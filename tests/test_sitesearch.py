@@ -9,7 +9,9 @@ from diffpy.deepstruc.sitesearch import (
     DEFAULT_NEIGHBOUR_CUTOFF,
     FAMILIES,
     NEIGHBOUR_CUTOFF,
+    _steepest,
     align,
+    facet_normals,
     family_of,
     site_search,
     template,
@@ -131,6 +133,74 @@ def test_search_recovers_an_icosahedron_without_vertices():
     truth = full[np.argsort(radius)[:-12]]
     result = site_search(full, "icosahedral", R, _data(truth), PARAMS)
     assert _same_shape(result.xyz, truth)
+
+
+@pytest.mark.parametrize(
+    "family, count",
+    [
+        ("fcc", 26),
+        ("bcc", 26),
+        ("sc", 26),
+        ("hcp", 14),
+        ("icosahedral", 32),
+        ("decahedral", 22),
+    ],
+)
+def test_facet_normals_are_distinct_unit_vectors(family, count):
+    normals = facet_normals(family)
+    assert normals.shape == (count, 3)
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1.0)
+    assert (normals @ normals.T - np.eye(count)).max() < 0.999
+    # planes of these normals bound a closed polyhedron: every direction
+    # is within 60 degrees of one of them
+    directions = np.random.default_rng(0).normal(size=(2000, 3))
+    directions /= np.linalg.norm(directions, axis=1)[:, None]
+    assert (directions @ normals.T).max(axis=1).min() > 0.5
+    with pytest.raises(ValueError, match="Unknown structure family"):
+        facet_normals("rocksalt")
+
+
+def test_search_cuts_a_vertex_that_no_facet_of_the_start_bounds():
+    from ase.cluster import Octahedron
+
+    # the two (100) layers nearest one vertex of an octahedron, whose facets are
+    # all (111): a plane of the family's normals, not of the hull
+    full = Octahedron("Pt", 6, cutoff=0, latticeconstant=A_FCC)
+    xyz = full.get_positions() - full.get_positions().mean(0)
+    top = xyz[:, 2] > xyz[:, 2].max() - 1.5 * D / np.sqrt(2)
+    truth = xyz[~top]
+    result = site_search(xyz, "fcc", R, _data(truth), PARAMS, kicks=0)
+    assert _same_shape(result.xyz, truth)
+
+
+def test_search_refines_an_unknown_qdamp_from_zero():
+    from ase.cluster import Octahedron
+
+    truth = Octahedron("Pt", 6, cutoff=1, latticeconstant=A_FCC)
+    start = Octahedron("Pt", 6, cutoff=0, latticeconstant=A_FCC)
+    guess = DebyeParameters(qmax=24.0, qdamp=0.0, biso=0.5)
+    result = site_search(
+        start.get_positions(),
+        "fcc",
+        R,
+        _data(truth.get_positions()),
+        guess,
+        fit_qdamp=True,
+    )
+    assert _same_shape(result.xyz, truth.get_positions())
+    assert result.params.qdamp == pytest.approx(PARAMS.qdamp, abs=2e-3)
+
+
+def test_steepest_per_atom_or_in_all():
+    # (score, move, added, removed): a layer of 6 atoms lowers the score
+    # most in all, a single atom most per atom changed
+    layer = (4.0, "remove layer", [], list(range(6)))
+    single = (8.5, "remove", [], [7])
+    worse = (11.0, "add", [3], [])
+    options = [layer, single, worse]
+    assert _steepest(options, 10.0, per_atom=False) is layer
+    assert _steepest(options, 10.0, per_atom=True) is single
+    assert _steepest([worse], 10.0, per_atom=False) is None
 
 
 def test_search_is_deterministic():

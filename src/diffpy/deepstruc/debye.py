@@ -672,7 +672,7 @@ class IncrementalPDF:
         )
         self._xyz = cluster_xyz(cluster).copy()
         self._counts = self._histograms(pair_distances(self._xyz), 1)[0]
-        self._data = None
+        self._data = self._a0 = None
 
     @property
     def xyz(self) -> np.ndarray:
@@ -819,7 +819,7 @@ class IncrementalPDF:
         """
         return self._pdfs(*self._trial_counts(add, remove))
 
-    def trial_rw(self, g, add=(), remove=()) -> np.ndarray:
+    def trial_rw(self, g, add=(), remove=(), qdamps=None) -> np.ndarray:
         """Rw against data after each of several single changes.
 
         The same trials as `trial_pdfs`, each scored by the Rw of its
@@ -835,6 +835,10 @@ class IncrementalPDF:
             The data G on the r grid.
         add, remove
             As for `trial_pdfs`.
+        qdamps : sequence of float, optional
+            qdamp values (Å⁻¹) to try instead of the calculator's: each
+            trial then gets its least Rw over them, for a search that
+            refines qdamp (it and the particle size both damp G).
 
         Returns
         -------
@@ -842,9 +846,9 @@ class IncrementalPDF:
             ``(n_add + n_remove,)`` Rw values.
         """
         g = self._checked(g)
-        return self._rw(g, self._trial_counts(add, remove)[0])
+        return self._rw(g, self._trial_counts(add, remove)[0], qdamps)
 
-    def trial_group_rw(self, g, changes) -> np.ndarray:
+    def trial_group_rw(self, g, changes, qdamps=None) -> np.ndarray:
         """Rw against data after each of several group changes, none applied.
 
         Parameters
@@ -854,6 +858,8 @@ class IncrementalPDF:
         changes : iterable of tuple
             Each change as ``(add, remove)``: ``(k, 3)`` positions (Å) of
             atoms added together, and indices of atoms removed together.
+        qdamps : sequence of float, optional
+            As for `trial_rw`.
 
         Returns
         -------
@@ -896,7 +902,7 @@ class IncrementalPDF:
         g = self._checked(g)
         if not rows:
             return np.zeros(0)
-        return self._rw(g, np.array(rows))
+        return self._rw(g, np.array(rows), qdamps)
 
     def _checked(self, g) -> np.ndarray:
         g = np.asarray(g, dtype=float)
@@ -906,13 +912,22 @@ class IncrementalPDF:
             )
         return g
 
-    def _rw(self, g: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """Rw of each row of histogram counts, scale fitted (trial_rw)."""
+    def _rw(self, g: np.ndarray, counts: np.ndarray, qdamps=None):
+        """Rw of each row of histogram counts, scale fitted (trial_rw),
+        the least over ``qdamps`` when given."""
         h = self._sums(counts)
-        b, m, gg = self._projection(g)
-        num = h @ b
-        den = ((h @ m) * h).sum(axis=1)
-        ratio = num**2 / np.where(den > 0, den, np.inf) / gg
+        if qdamps is None:
+            b, m, gg = self._projection(g)
+            den = ((h @ m) * h).sum(axis=1)
+            ratio = (h @ b) ** 2 / np.where(den > 0, den, np.inf) / gg
+        else:
+            # G = (f A0) e for the envelope e of each qdamp
+            envelopes = np.exp(-0.5 * np.square(np.outer(qdamps, self._r)))
+            undamped = h @ self._undamped()
+            num = undamped @ (envelopes * g).T
+            den = np.square(undamped) @ np.square(envelopes).T
+            fit = num**2 / np.where(den > 0, den, np.inf) / float(g @ g)
+            ratio = fit.max(axis=1)
         return np.sqrt(np.clip(1 - ratio, 0, None))
 
     def _projection(self, g: np.ndarray):
@@ -922,6 +937,14 @@ class IncrementalPDF:
             a = _transform(np.eye(n_f), self._grid, self._interpolation)
             self._data = (g.copy(), a @ g, a @ a.T, float(g @ g))
         return self._data[1:]
+
+    def _undamped(self) -> np.ndarray:
+        """A0 of G = f A0 without the qdamp envelope, on this grid."""
+        if self._a0 is None:
+            n_f = self._kernel.shape[1]
+            interpolation = _interpolation(self._grid, 0.0, self._r.tobytes())
+            self._a0 = _transform(np.eye(n_f), self._grid, interpolation)
+        return self._a0
 
 
 def simulate_pdf(

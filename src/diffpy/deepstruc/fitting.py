@@ -27,6 +27,25 @@ UISO_BOUNDS = (1e-4, 0.05)
 ZOOM_SCAN = np.linspace(0.97, 1.03, 7)
 #: qdamp bounds (Å⁻¹) when it is fitted too.
 QDAMP_BOUNDS = (0.0, 0.1)
+#: qdamp (Å⁻¹) that sets the unit of its refined variable (`_qdamp_variable`).
+QDAMP_UNIT = 0.04
+
+
+def _qdamp_variable(qdamp):
+    """The variable that stands for qdamp in the refinement.
+
+    G depends on qdamp through exp(-(qdamp r)² / 2), whose slope in
+    qdamp vanishes at qdamp = 0, where a refinement in qdamp itself would
+    stop for good; its slope in qdamp² does not.  The offset of 1 keeps
+    the relative finite-difference steps of
+    :func:`scipy.optimize.least_squares` finite there.
+    """
+    return 1.0 + np.square(np.divide(qdamp, QDAMP_UNIT))
+
+
+def _qdamp_value(variable: float) -> float:
+    """qdamp (Å⁻¹) of a value of `_qdamp_variable`."""
+    return QDAMP_UNIT * float(np.sqrt(max(variable - 1.0, 0.0)))
 
 
 def worker_threads() -> int:
@@ -135,11 +154,11 @@ def fit_cluster(
     def calc(x):
         used = params
         if fit_qdamp:
-            used = dataclasses.replace(params, qdamp=float(x[2]))
+            used = dataclasses.replace(params, qdamp=_qdamp_value(x[2]))
         return histogram.pdf(r, used, zoom=x[0], uiso=x[1])
 
     if zoom is None:
-        start = (params.qdamp,) if fit_qdamp else ()
+        start = (_qdamp_variable(params.qdamp),) if fit_qdamp else ()
         scan = np.array([calc((z, uiso0, *start)) for z in ZOOM_SCAN])
         zoom = float(ZOOM_SCAN[np.argmin(scale_and_rw(g, scan)[1])])
 
@@ -152,9 +171,9 @@ def fit_cluster(
     x0 = [zoom, uiso0]
     x_scale, diff_step = [0.01, 0.002], [1e-4, 1e-3]
     if fit_qdamp:
-        bounds.append(QDAMP_BOUNDS)
-        x0.append(params.qdamp)
-        x_scale.append(0.005)
+        bounds.append(_qdamp_variable(QDAMP_BOUNDS))
+        x0.append(_qdamp_variable(params.qdamp))
+        x_scale.append(0.5)
         diff_step.append(1e-3)
     bounds = np.transpose(bounds)
     result = least_squares(
@@ -174,5 +193,5 @@ def fit_cluster(
         zoom=float(result.x[0]),
         uiso=float(result.x[1]),
         gcalc=scale * g_calc,
-        qdamp=float(result.x[2]) if fit_qdamp else params.qdamp,
+        qdamp=_qdamp_value(result.x[2]) if fit_qdamp else params.qdamp,
     )

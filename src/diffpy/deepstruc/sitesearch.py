@@ -12,16 +12,23 @@ nearest-neighbour distances of the candidate form the pool.
 
 :func:`site_search` then changes which pool sites are occupied, one
 move at a time: of all moves below, the one that lowers the criterion
-(below) most per atom it changes:
+(below) most.  Two descents are made from each start (``RULES``): one
+takes the move that lowers the criterion most in all, which moves whole
+layers where they belong before single atoms roughen the surface; the
+other the move that lowers it most per atom changed, which takes single
+atoms (the vertices of an icosahedron, say) before a facet layer of
+which only some should go.  The better result is kept.  The moves:
 
 * add one atom on an empty site touching at least
   ``MIN_CONTACTS`` occupied sites, or remove one surface atom, all
   scored in one batch
   (:meth:`~diffpy.deepstruc.debye.IncrementalPDF.trial_rw`);
 * add or remove a whole facet layer: the sites of the next plane beyond,
-  or the atoms on, each facet of the convex hull of the atoms (with any
-  atom that would be left with fewer than ``MIN_CONTACTS``
-  neighbours, so that no change strands atoms);
+  or the atoms on, each facet of the convex hull of the atoms and each
+  plane of the family's low-index normals (:func:`facet_normals`)
+  through the outermost atoms, which cuts a vertex or an edge in one
+  move (with any atom that would be left with fewer than
+  ``MIN_CONTACTS`` neighbours, so that no change strands atoms);
 * when none of these helps: move one surface atom to another site (the
   best removals, each followed by the best addition), or move a facet
   layer to another facet (the best layer removals and additions
@@ -29,7 +36,11 @@ move at a time: of all moves below, the one that lowers the criterion
 * scale, zoom and Uiso (and qdamp, with ``fit_qdamp``) are refitted
   every ``REFIT_EVERY`` accepted moves and whenever no move helps,
   before the moves of one atom or layer to another place are tried
-  (:func:`~diffpy.deepstruc.fitting.fit_cluster`).
+  (:func:`~diffpy.deepstruc.fitting.fit_cluster`).  With ``fit_qdamp``,
+  every move is scored by its best Rw over qdamp values around the last
+  fitted one (``QDAMP_STEPS``): qdamp and the particle size both damp
+  G, and a move judged at the qdamp fitted to the old size would be
+  judged wrong.
 
 When no move helps, ``KICKS`` random changes (a facet layer or
 ``KICK_ATOMS`` atoms added or removed) are each followed by a new
@@ -57,6 +68,7 @@ is deterministic: the same start, data and seed give the same result.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -65,7 +77,7 @@ from typing import Callable
 import numpy as np
 
 from diffpy.deepstruc.debye import DebyeParameters, IncrementalPDF
-from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
+from diffpy.deepstruc.fitting import QDAMP_BOUNDS, fit_cluster
 
 __all__ = [
     "FAMILIES",
@@ -115,10 +127,16 @@ MAX_MOVES = 150
 #: than the fraction STALL_GAIN.
 STALL_MOVES = 20
 STALL_GAIN = 0.01
-#: Random changes tried after the first descent (iterated local search).
-KICKS = 3
+#: Move choices of the descents from a start, each searched in turn:
+#: by the BIC lowered in all, and per atom changed (`_steepest`).
+RULES = (False, True)
+#: Random changes tried after each first descent (iterated local search).
+KICKS = 1
 #: Atoms added or removed by one kick of single atoms.
 KICK_ATOMS = 3
+#: qdamp steps (Å⁻¹) around the last fitted qdamp over which the moves
+#: are scored when qdamp is refined, each move by its best.
+QDAMP_STEPS = (-0.016, -0.008, -0.004, 0.0, 0.004, 0.008, 0.016)
 #: Facet normals closer than this (cosine) are one facet.
 FACET_COSINE = 0.999
 #: Atoms within this distance (units of d) of a facet plane are on it.
@@ -431,6 +449,7 @@ class _Search:
         self.sites, self.unit, self.uiso = sites, unit, uiso
         (self.r, self.g), self.params = data, params
         self.fit_qdamp = fit_qdamp
+        self.normals = facet_normals(family)
         self.occupied = np.zeros(len(sites), dtype=bool)
         self.occupied[occupied] = True
         self.start = self.occupied.copy()
@@ -520,7 +539,18 @@ class _Search:
 
     def rw(self) -> float:
         """Rw of the current atoms with the scale fitted."""
-        return float(scale_and_rw(self.g, self.calc.pdf())[1])
+        return float(
+            self.calc.trial_group_rw(self.g, [((), ())], self.qdamps)[0]
+        )
+
+    @property
+    def qdamps(self) -> list[float] | None:
+        """qdamp values that moves are scored over (None: the fitted one)."""
+        if not self.fit_qdamp:
+            return None
+        low, high = QDAMP_BOUNDS
+        steps = self.params.qdamp + np.array(QDAMP_STEPS)
+        return sorted(set(np.clip(steps, low, high)))
 
     def trial_rw(self, add=(), remove=()) -> np.ndarray:
         """Rw after adding each site of add, then removing each of remove."""
@@ -529,6 +559,7 @@ class _Search:
             self.g,
             add=self.sites[np.asarray(add, dtype=np.intp)] * self.unit,
             remove=[index[int(s)] for s in remove],
+            qdamps=self.qdamps,
         )
 
     def group_rw(self, changes) -> np.ndarray:
@@ -543,6 +574,7 @@ class _Search:
                 )
                 for add, remove in changes
             ],
+            self.qdamps,
         )
 
     def state(self) -> tuple:
@@ -578,8 +610,70 @@ class _Search:
         return fit.rw
 
 
-def _facets(points: np.ndarray) -> list[tuple[np.ndarray, float]]:
-    """Distinct (normal, offset) planes of the convex hull of points."""
+@lru_cache(maxsize=None)
+def facet_normals(family: str) -> np.ndarray:
+    """Unit normals of the facets that a particle of a family may have.
+
+    In the frame of :func:`template`: the {100}, {110} and {111} planes
+    of the cubic lattices; the basal, {10-10} and {11-20} planes of hcp;
+    the 12 vertex and 20 face directions of the icosahedron; the 15
+    facets of the Ino decahedron, the 5 edges between its side facets
+    and its 2 tips.
+    """
+    from scipy.spatial import ConvexHull
+    from scipy.spatial.distance import pdist
+
+    if family in ("fcc", "bcc", "sc"):
+        rows = {
+            tuple(sign * np.array(v)[list(order)])
+            for v in ((1, 0, 0), (1, 1, 0), (1, 1, 1))
+            for order in itertools.permutations(range(3))
+            for sign in itertools.product((1, -1), repeat=3)
+        }
+        normals = np.array(sorted(rows), dtype=float)
+    elif family == "hcp":
+        angles = np.radians(np.arange(0, 360, 30))
+        normals = np.column_stack(
+            [np.cos(angles), np.sin(angles), np.zeros(len(angles))]
+        )
+        normals = np.vstack([normals, [[0, 0, 1], [0, 0, -1]]])
+    elif family == "icosahedral":
+        sites = template(family, 2.0)
+        shell = sites[np.abs(np.linalg.norm(sites, axis=1) - 1) < 0.1]
+        faces = [
+            a + b + c
+            for a, b, c in itertools.combinations(shell, 3)
+            if max(pdist([a, b, c])) < DEFAULT_NEIGHBOUR_CUTOFF
+        ]
+        normals = np.vstack([shell, faces])
+    elif family == "decahedral":
+        # the facets of a small Ino decahedron (its five-fold axis along
+        # z), the edges between its side facets and its two tips
+        facets = [
+            row[:3] for row in ConvexHull(template(family, 2.0)).equations
+        ]
+        sides = [n for n in facets if abs(n[2]) < 1e-6]
+        normals = np.vstack(
+            [facets, -np.array(sides), [[0, 0, 1], [0, 0, -1]]]
+        )
+    else:
+        raise ValueError(
+            f"Unknown structure family {family!r}; please use one of "
+            f"{', '.join(FAMILIES)}."
+        )
+    distinct: list[np.ndarray] = []
+    for normal in normals / np.linalg.norm(normals, axis=1)[:, None]:
+        if all(normal @ other < FACET_COSINE for other in distinct):
+            distinct.append(normal)
+    return np.array(distinct)
+
+
+def _facets(
+    points: np.ndarray, normals: np.ndarray
+) -> list[tuple[np.ndarray, float]]:
+    """Distinct (normal, offset) planes bounding points: the facets of
+    their convex hull and planes of the given normals through the
+    outermost points."""
     from scipy.spatial import ConvexHull, QhullError
 
     try:
@@ -587,8 +681,7 @@ def _facets(points: np.ndarray) -> list[tuple[np.ndarray, float]]:
     except (QhullError, ValueError):
         return []
     planes: list[tuple[np.ndarray, float]] = []
-    for equation in hull.equations:
-        normal = equation[:3]
+    for normal in np.vstack([normals, hull.equations[:, :3]]):
         if all(normal @ n < FACET_COSINE for n, _ in planes):
             planes.append((normal, float((points @ normal).max())))
     return planes
@@ -677,9 +770,35 @@ def site_search(
         return weight * np.square(rw) + penalty * np.asarray(changes)
 
     rw = search.refit()
-    path = [SearchStep("start", 0, 0, len(search.order), rw)]
-    score = _descend(search, bic, limit, path, max_moves, progress)
-    rng = np.random.default_rng(seed)
+    begin = search.state()
+    best = None
+    for k, per_atom in enumerate(RULES):
+        search.restore(begin)
+        path = [SearchStep("start", 0, 0, len(search.order), rw)]
+        rng = np.random.default_rng([seed, k])
+        score = _search(
+            search, bic, limit, path, max_moves, per_atom, kicks, rng, progress
+        )
+        if best is None or score < best[0]:
+            best = (score, search.state(), path)
+    _, state, path = best
+    search.restore(state)
+    xyz = search.xyz
+    return SearchResult(
+        xyz - xyz.mean(0), family, matched, search.params, path
+    )
+
+
+def _search(
+    search, bic, limit, path, max_moves, per_atom, kicks, rng, progress
+) -> float:
+    """A descent and its kicks (iterated local search); return the BIC.
+
+    Each kick is a random change (`_kick`) followed by a new descent,
+    kept when it ends lower.  The accepted steps are appended to
+    ``path``, whose first step is the state the search starts from.
+    """
+    score = _descend(search, bic, limit, path, max_moves, per_atom, progress)
     for _ in range(kicks):
         if len(path) > max_moves:
             break
@@ -689,7 +808,8 @@ def site_search(
             continue
         rw = search.refit()
         trial = [SearchStep("kick", *kick, len(search.order), rw)]
-        new = _descend(search, bic, limit, trial, max_moves - len(path))
+        left = max_moves - len(path)
+        new = _descend(search, bic, limit, trial, left, per_atom)
         if new < score:
             score = new
             path += trial
@@ -697,28 +817,27 @@ def site_search(
                 progress(len(path) - 1, max_moves)
         else:
             search.restore(saved)
-    xyz = search.xyz
-    return SearchResult(
-        xyz - xyz.mean(0), family, matched, search.params, path
-    )
+    return score
 
 
-def _descend(search, bic, limit, path, max_moves, progress=None) -> float:
+def _descend(
+    search, bic, limit, path, max_moves, per_atom, progress=None
+) -> float:
     """Apply the best move while one lowers the BIC; return the BIC.
 
-    The accepted steps are appended to ``path``, whose first step is the
-    state the descent starts from.
+    The best move is the one that lowers the BIC most, per atom changed
+    with ``per_atom`` (`_steepest`).  The accepted steps are appended to
+    ``path``, whose first step is the state the descent starts from.
     """
     rw = path[-1].rw
     score = bic(rw, search.changes)
     since_refit = 0
     while len(path) <= max_moves and not _stalled(path):
         options = _singles(search, bic, limit) + _layers(search, bic, limit)
-        best = _steepest(options, score)
+        best = _steepest(options, score, per_atom)
         if best is None and not since_refit:
-            best = _steepest(
-                _moves(search, bic) + _transfers(search, bic, options), score
-            )
+            moves = _moves(search, bic) + _transfers(search, bic, options)
+            best = _steepest(moves, score, per_atom)
         if best is None:
             if not since_refit:
                 break
@@ -794,17 +913,19 @@ def _kick(search: _Search, rng, limit):
     return len(added), len(removed)
 
 
-def _steepest(options: list, score: float):
-    """The option that lowers the score most per atom changed, or None.
+def _steepest(options: list, score: float, per_atom: bool):
+    """The option that lowers the score most, or None.
 
-    Per atom, so that a facet layer, of which only some atoms should go,
-    does not win over the single atoms that should.
+    Per atom changed with ``per_atom``, so that single atoms that should
+    go win over a facet layer of which only some atoms should; in all,
+    without, so that a layer that should go wins over the single atoms
+    that would roughen the surface first.
     """
-    best, rate = None, 0.0
+    best, gain = None, 0.0
     for option in options:
-        gain = (score - option[0]) / max(len(option[2]) + len(option[3]), 1)
-        if gain > rate:
-            best, rate = option, gain
+        size = max(len(option[2]) + len(option[3]), 1) if per_atom else 1
+        if (score - option[0]) / size > gain:
+            best, gain = option, (score - option[0]) / size
     return best
 
 
@@ -864,12 +985,11 @@ def _layers(search: _Search, bic, limit) -> list:
 def _layer_changes(search: _Search, limit) -> list:
     """Facet-layer changes: ``[(move, added sites, removed sites)]``.
 
-    For each facet of the convex hull of the atoms: remove the atoms on
-    it, or add the sites of the next plane beyond it that lie within all
-    other facets.
+    For each facet (`_facets`): remove the atoms on it, or add the
+    sites of the next plane beyond it that lie within all other facets.
     """
     occupied = np.flatnonzero(search.occupied)
-    planes = _facets(search.sites[occupied])
+    planes = _facets(search.sites[occupied], search.normals)
     if not planes:
         return []
     normals, offsets = (np.array(a) for a in zip(*planes))
