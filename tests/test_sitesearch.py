@@ -163,8 +163,8 @@ def test_facet_normals_are_distinct_unit_vectors(family, count):
 def test_search_cuts_a_vertex_that_no_facet_of_the_start_bounds():
     from ase.cluster import Octahedron
 
-    # the two (100) layers nearest one vertex of an octahedron, whose facets are
-    # all (111): a plane of the family's normals, not of the hull
+    # the two (100) layers nearest one vertex of an octahedron, whose
+    # facets are all (111): planes of the family's normals, not the hull
     full = Octahedron("Pt", 6, cutoff=0, latticeconstant=A_FCC)
     xyz = full.get_positions() - full.get_positions().mean(0)
     top = xyz[:, 2] > xyz[:, 2].max() - 1.5 * D / np.sqrt(2)
