@@ -1,5 +1,7 @@
 """Tests of the site search: templates, alignment and the search."""
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import pdist
@@ -189,6 +191,19 @@ def test_search_refines_an_unknown_qdamp_from_zero():
     )
     assert _same_shape(result.xyz, truth.get_positions())
     assert result.params.qdamp == pytest.approx(PARAMS.qdamp, abs=2e-3)
+
+
+def test_search_trims_a_bcc_cluster_to_its_cube():
+    # the 8 corners of the 9-atom bcc cube have one first neighbour each
+    # (the centre) and three second ones: they hold, and the 6 atoms of
+    # the second shell of the 15-atom cluster go
+    a = 2.0 * D / np.sqrt(3)
+    corners = np.array(list(itertools.product((-0.5, 0.5), repeat=3)))
+    faces = np.vstack([np.eye(3), -np.eye(3)])
+    cube = np.vstack([np.zeros((1, 3)), corners]) * a
+    start = np.vstack([cube, faces * a])
+    result = site_search(start, "bcc", R, _data(cube), PARAMS)
+    assert _same_shape(result.xyz, cube)
 
 
 def test_steepest_per_atom_or_in_all():

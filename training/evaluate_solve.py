@@ -62,8 +62,9 @@ true number of atoms; **shape**, the same count and sorted pair
 distances within :data:`SHAPE_TOLERANCE` of the truth's, both in units
 of their first-shell distance (:func:`same_shape`); **ΔRw** = Rw of the
 top candidate minus Rw of the true cluster fitted the same way
-(:func:`diffpy.deepstruc.fitting.fit_cluster` on the same data, r range
-and assumed instrument parameters), and the share with ΔRw <=
+(:func:`training.evaluate.truth_rw`: on the same data, r range and
+assumed instrument parameters, with qdamp refined for ``solve``, which
+refines it), and the share with ΔRw <=
 :data:`DELTA_RW_OK`; **MAE** (Å), the mean distance per atom after
 centring, optimal assignment and rotation over the count-matched PDFs
 only (:func:`aligned_mae`); and the seconds per PDF.  Summaries per part
@@ -120,7 +121,7 @@ from diffpy.deepstruc.clusters import (
     enumerate_library,
 )
 from diffpy.deepstruc.debye import DebyeParameters
-from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster
+from diffpy.deepstruc.fitting import FIT_RANGE
 from diffpy.deepstruc.libraries import (
     Library,
     _pair_key,
@@ -140,8 +141,10 @@ from training.evaluate import (
     _commit,
     _stats,
     add_metadata_option,
+    delta_rw,
     metadata_target,
     store_metrics,
+    truth_rw,
 )
 from training.evaluate_stacking import D_SPREAD, METAL_D, _model_info
 
@@ -645,7 +648,8 @@ def evaluate_case(case: TestCase, setup: Setup, part: str, names) -> dict:
     -------
     dict
         The truth (``label``, ``family``, ``n_atoms``, ``d``, the
-        conditions, ``rw_true``) and under ``methods`` each method's top
+        conditions, :func:`training.evaluate.truth_rw`) and under
+        ``methods`` each method's top
         candidate (``n_atoms``, ``rw``, ``source``, ``label``, ``type``,
         ``seconds``, ``delta_rw``), its scores (``count``, ``shape``)
         and, when the count is right, ``mae`` (Å).
@@ -663,7 +667,7 @@ def evaluate_case(case: TestCase, setup: Setup, part: str, names) -> dict:
         "n_atoms": cluster.n_atoms,
         "d": case.d,
         **case.conditions,
-        "rw_true": fit_cluster(truth, pdf.r[inside], pdf.g[inside], params).rw,
+        **truth_rw(truth, pdf.r[inside], pdf.g[inside], params),
         "methods": {},
     }
     header = {"qmax": qmax, "qmin": QMIN, "element": ELEMENT}
@@ -679,7 +683,7 @@ def evaluate_case(case: TestCase, setup: Setup, part: str, names) -> dict:
             "label": best.label,
             "type": best.type,
             "seconds": seconds,
-            "delta_rw": float(best.rw) - row["rw_true"],
+            "delta_rw": delta_rw(name, float(best.rw), row),
             "count": count,
             "shape": count and same_shape(best.xyz, truth),
         }

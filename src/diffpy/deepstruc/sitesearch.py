@@ -100,10 +100,14 @@ FAMILIES = {
     "icosahedral": ("icosahedral",),
     "decahedral": ("decahedral",),
 }
-#: Sites closer than this (units of d) are neighbours; bcc's second
-#: neighbours lie at 1.155 d.
+#: Sites closer than this (units of d) are first neighbours, which
+#: :func:`align` matches; bcc's second neighbours lie at 1.155 d.
 NEIGHBOUR_CUTOFF = {"bcc": 1.08}
 DEFAULT_NEIGHBOUR_CUTOFF = 1.2
+#: Atoms closer than this (units of d) hold each other in the search: in
+#: bcc the second neighbours too (a corner of the 9-atom bcc cube has one
+#: first neighbour and three second ones).
+BOND_RADIUS = 1.2
 #: An atom may be added where it has at least this many occupied sites
 #: within :data:`CONTACT_RADIUS` d.
 MIN_CONTACTS = 3
@@ -127,9 +131,9 @@ MAX_MOVES = 150
 #: than the fraction STALL_GAIN.
 STALL_MOVES = 20
 STALL_GAIN = 0.01
-#: Move choices of the descents from a start, each searched in turn:
-#: by the BIC lowered in all, and per atom changed (`_steepest`).
-RULES = (False, True)
+#: How the descents from a start choose their moves, each in turn: by the
+#: BIC lowered in all, and per atom changed (`_steepest`).
+RULES = ("in all", "per atom")
 #: Random changes tried after each first descent (iterated local search).
 KICKS = 1
 #: Atoms added or removed by one kick of single atoms.
@@ -462,8 +466,7 @@ class _Search:
             ones = np.ones(len(i))
             return csr_matrix((ones, (i, j)), shape=(len(sites),) * 2)
 
-        cutoff = NEIGHBOUR_CUTOFF.get(family, DEFAULT_NEIGHBOUR_CUTOFF)
-        self.neighbours = adjacency(cutoff)
+        self.neighbours = adjacency(BOND_RADIUS)
         self.degree = np.asarray(self.neighbours.sum(1)).ravel()
         self.contacts = adjacency(CONTACT_RADIUS)
         self.calc = self._calculator()
@@ -538,7 +541,8 @@ class _Search:
         self.occupied[site] = False
 
     def rw(self) -> float:
-        """Rw of the current atoms with the scale fitted."""
+        """Rw of the current atoms with the scale fitted, at the best of
+        `qdamps`."""
         return float(
             self.calc.trial_group_rw(self.g, [((), ())], self.qdamps)[0]
         )
@@ -725,17 +729,19 @@ def site_search(
     max_atoms : int, optional
         Greatest number of atoms; no limit when None.
     max_moves : int
-        Greatest number of accepted moves.
+        Greatest number of accepted moves of the search of each rule.
     fit_qdamp : bool
         Refine qdamp with scale, zoom and Uiso, for data whose resolution
         damping is unknown (it and the particle size both damp G).
     kicks : int
-        Random changes tried from the best state found, each followed by
-        a descent and kept when it ends lower (iterated local search).
+        Random changes tried after the descent of each rule of
+        ``RULES``, each followed by a descent and kept when it ends lower
+        (iterated local search).
     seed : int
         Seed of the kicks; the same seed gives the same result.
     progress : callable, optional
-        Called as ``progress(moves, max_moves)`` after each accepted move.
+        Called as ``progress(moves, max_moves)`` after each accepted move
+        (the moves of each rule's search counted from 0).
 
     Returns
     -------
@@ -772,10 +778,11 @@ def site_search(
     rw = search.refit()
     begin = search.state()
     best = None
-    for k, per_atom in enumerate(RULES):
+    for k, rule in enumerate(RULES):
         search.restore(begin)
         path = [SearchStep("start", 0, 0, len(search.order), rw)]
         rng = np.random.default_rng([seed, k])
+        per_atom = rule == "per atom"
         score = _search(
             search, bic, limit, path, max_moves, per_atom, kicks, rng, progress
         )
