@@ -27,7 +27,7 @@ UISO_BOUNDS = (1e-4, 0.05)
 ZOOM_SCAN = np.linspace(0.97, 1.03, 7)
 #: qdamp bounds (Å⁻¹) when it is fitted too.
 QDAMP_BOUNDS = (0.0, 0.1)
-#: qdamp (Å⁻¹) that sets the unit of its refined variable (`_qdamp_variable`).
+#: qdamp (Å⁻¹) that sets the unit of the variable refined for it.
 QDAMP_UNIT = 0.04
 
 

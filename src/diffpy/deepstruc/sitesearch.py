@@ -85,6 +85,7 @@ __all__ = [
     "SearchResult",
     "SearchStep",
     "align",
+    "facet_normals",
     "family_of",
     "site_search",
     "template",
