@@ -331,6 +331,11 @@ def test_aligned_mae_and_diameter():
     assert 0.3 / len(cluster) < mae < 3 * 0.3 / len(cluster)
     dimer = np.array([[0.0, 0.0, 0.0], [2.5, 0.0, 0.0]])
     assert ev.diameter_nm(dimer) == pytest.approx(0.5)
+    # a rod's radii: 0, 0 and half its length
+    assert ev.gyration_radii(dimer) == pytest.approx([0, 0, 1.25], abs=1e-6)
+    radii = ev.gyration_radii(cluster @ rotation.T + 4.0)
+    assert radii == pytest.approx(ev.gyration_radii(cluster))
+    assert radii == sorted(radii)
 
 
 def test_readme_sizes_and_options(tmp_path):

@@ -71,6 +71,8 @@ def _pt(file, size, rws):
                 "rw": rw,
                 "n_atoms": 147,
                 "diameter_nm": 1.87,
+                "radii": [5.0, 5.1, 7.3],
+                "qdamp": 0.057,
                 "type": "icosahedral",
                 "source": "solved" if name == "solve" else "library",
                 "label": "x",
@@ -231,6 +233,10 @@ def test_solve_section(metadata, solve_report):
     # the measured PDFs: a row per file and method, one of three fits
     assert "   * - JQ_S2.gr: ``solve``\n     - 2.2\n     - 0.181" in page
     assert "   * - JQ_S3.gr: ``propose``\n     - -\n     - 0.300" in page
+    # diameter, radii of gyration and qdamp beside the atom count
+    assert (
+        "     - 147\n     - 1.87\n     - 5.0, 5.1, 7.3\n     - 0.057" in page
+    )
     assert "measured: 1 of 3 (Rw 0.142, 0.181, 0.151): **missed**" in page
     assert page.count(".. figure:: _static/solve/") == 1
     assert ".. figure:: _static/solve/JQ_S1_fits.png" in page

@@ -73,7 +73,8 @@ and per family; for every method the sources of its winners (for
 
 ``--experimental DIR`` runs the three methods on the measured Pt PDFs
 (``*.gr``) of DIR (``propose``, ``mine`` over MMNP and ``"large"``,
-``solve`` with 2000 atoms at most) and reports Rw, atom count, diameter
+``solve`` with 2000 atoms at most) and reports Rw, atom count, diameter,
+principal radii of gyration, qdamp
 (largest pair distance plus d, in nm) and type of each method's top
 candidate beside the sizes that the folder's README gives; ``--plots``
 gets one fit figure per file.
@@ -875,6 +876,17 @@ def diameter_nm(xyz: np.ndarray) -> float:
     return (float(pdist(xyz).max()) + nn_distance(xyz)) / 10.0
 
 
+def gyration_radii(xyz: np.ndarray) -> list[float]:
+    """Principal radii of gyration (Å), smallest first: the shape.
+
+    Equal for a compact particle; one small for a plate, one large for a
+    rod.
+    """
+    xyz = np.asarray(xyz, float) - np.mean(xyz, axis=0)
+    moments = np.linalg.eigvalsh(xyz.T @ xyz / len(xyz))
+    return [float(np.sqrt(max(m, 0.0))) for m in moments]
+
+
 def plot_measured(path, name, tops, out) -> Path:
     """A figure of one measured PDF: each method's fit, one panel each."""
     from matplotlib.figure import Figure
@@ -910,6 +922,7 @@ def evaluate_measured(directory, setup, names, *, quick=False, plots=None):
     list of dict
         Per file: ``file``, ``readme_size_nm`` and under ``methods`` each
         method's top candidate (``rw``, ``n_atoms``, ``diameter_nm``,
+        ``radii`` (:func:`gyration_radii`), ``qdamp`` of its fit,
         ``type``, ``source``, ``label``, ``seconds``); ``plot`` names the
         figure when ``plots`` is given.
     """
@@ -932,6 +945,8 @@ def evaluate_measured(directory, setup, names, *, quick=False, plots=None):
                 "rw": float(best.rw),
                 "n_atoms": best.n_atoms,
                 "diameter_nm": diameter_nm(best.xyz),
+                "radii": gyration_radii(best.xyz),
+                "qdamp": float(best.params.qdamp),
                 "type": best.type or best.nearest_reference.type,
                 "source": best.source,
                 "label": best.label,
@@ -1155,6 +1170,8 @@ def markdown(report: dict) -> str:
                 "Rw",
                 "atoms",
                 "diameter nm",
+                "radii Å",
+                "qdamp",
                 "type",
                 "source",
                 "s",
@@ -1167,6 +1184,8 @@ def markdown(report: dict) -> str:
                     f"{m['rw']:.3f}",
                     str(m["n_atoms"]),
                     f"{m['diameter_nm']:.2f}",
+                    "/".join(f"{x:.1f}" for x in m["radii"]),
+                    f"{m['qdamp']:.3f}",
                     m["type"],
                     m["source"],
                     f"{m['seconds']:.1f}",

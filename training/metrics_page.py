@@ -636,7 +636,10 @@ def _measured(report, figures, targets) -> list[str]:
         "``mine`` and ``solve`` as on the large clusters "
         f"(``max_atoms={report['settings']['max_atoms']['experimental']}``"
         "); the diameter is the largest pair distance of the top "
-        "candidate plus its nearest-neighbour distance.",
+        "candidate plus its nearest-neighbour distance, the radii its "
+        "principal radii of gyration (equal for a compact particle), "
+        "qdamp that of its fit (refined by ``solve``, assumed by the "
+        "others).",
         "",
         *_list_table(
             "structure solution, measured Pt PDFs: top candidates",
@@ -646,6 +649,8 @@ def _measured(report, figures, targets) -> list[str]:
                 "top Rw",
                 "atoms",
                 "diameter (nm)",
+                "radii (Å)",
+                "qdamp (Å⁻¹)",
                 "type",
                 "source",
                 "s",
@@ -661,6 +666,8 @@ def _measured(report, figures, targets) -> list[str]:
                     f"{m['rw']:.3f}",
                     str(m["n_atoms"]),
                     f"{m['diameter_nm']:.2f}",
+                    ", ".join(f"{x:.1f}" for x in m["radii"]),
+                    f"{m['qdamp']:.3f}",
                     m["type"],
                     m["source"],
                     f"{m['seconds']:.1f}",
