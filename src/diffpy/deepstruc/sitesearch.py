@@ -294,7 +294,12 @@ def template(family: str, radius: float) -> np.ndarray:
         return _lattice(basis, motif, radius)
     if family in ("icosahedral", "decahedral"):
         return _ase_template(family, radius)
-    raise ValueError(
+    raise _unknown_family(family)
+
+
+def _unknown_family(family: str) -> ValueError:
+    """The error for a family that is not one of ``FAMILIES``."""
+    return ValueError(
         f"Unknown structure family {family!r}; please use one of "
         f"{', '.join(FAMILIES)}."
     )
@@ -662,15 +667,18 @@ def facet_normals(family: str) -> np.ndarray:
             [facets, -np.array(sides), [[0, 0, 1], [0, 0, -1]]]
         )
     else:
-        raise ValueError(
-            f"Unknown structure family {family!r}; please use one of "
-            f"{', '.join(FAMILIES)}."
-        )
+        raise _unknown_family(family)
+    normals = normals / np.linalg.norm(normals, axis=1)[:, None]
+    return np.array(_distinct(normals))
+
+
+def _distinct(normals) -> list[np.ndarray]:
+    """Unit normals, each kept unless one before is within FACET_COSINE."""
     distinct: list[np.ndarray] = []
-    for normal in normals / np.linalg.norm(normals, axis=1)[:, None]:
+    for normal in normals:
         if all(normal @ other < FACET_COSINE for other in distinct):
             distinct.append(normal)
-    return np.array(distinct)
+    return distinct
 
 
 def _facets(
@@ -685,11 +693,8 @@ def _facets(
         hull = ConvexHull(points)
     except (QhullError, ValueError):
         return []
-    planes: list[tuple[np.ndarray, float]] = []
-    for normal in np.vstack([normals, hull.equations[:, :3]]):
-        if all(normal @ n < FACET_COSINE for n, _ in planes):
-            planes.append((normal, float((points @ normal).max())))
-    return planes
+    normals = _distinct(np.vstack([normals, hull.equations[:, :3]]))
+    return [(normal, float((points @ normal).max())) for normal in normals]
 
 
 def site_search(
@@ -932,8 +937,9 @@ def _steepest(options: list, score: float, per_atom: bool):
     best, gain = None, 0.0
     for option in options:
         size = max(len(option[2]) + len(option[3]), 1) if per_atom else 1
-        if (score - option[0]) / size > gain:
-            best, gain = option, (score - option[0]) / size
+        value = (score - option[0]) / size
+        if value > gain:
+            best, gain = option, value
     return best
 
 
