@@ -14,6 +14,7 @@ from diffpy.deepstruc.debye import (
     DebyeParameters,
     IncrementalPDF,
     PairHistogram,
+    PairVectors,
     cluster_xyz,
     pair_distances,
     r_grid,
@@ -142,6 +143,33 @@ def test_pair_histogram_crystalline(zoom, uiso):
     assert np.array_equal(pairs.pdf(r, params, zoom=zoom, uiso=uiso), g)
     u = params.uiso if uiso is None else uiso
     assert _rw(g, _brute_force(xyz * zoom, r, params, u)) < 1e-10
+
+
+# PairVectors: a deformed cluster's histogram from its distinct pair
+# vectors, expect that of the deformed coordinates (any order and
+# orientation), and the cluster's own without a deformation
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pair_vectors_give_the_histogram_of_the_deformed_cluster(seed):
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    xyz = _fcc_cluster().get_positions()
+    xyz = Rotation.random(random_state=seed).apply(xyz)
+    xyz = xyz[rng.permutation(len(xyz))]
+    vectors = PairVectors.from_cluster(xyz)
+    n_pairs = len(xyz) * (len(xyz) - 1) / 2
+    assert vectors.counts.sum() == n_pairs
+    assert len(vectors.counts) < n_pairs / 4
+    assert vectors.n_atoms == len(xyz)
+    params = DebyeParameters(qdamp=0.03)
+    r = r_grid(1, 30, 0.01)
+    deformation = np.eye(3) + rng.uniform(-0.04, 0.04, (3, 3))
+    g = vectors.histogram(deformation).pdf(r, params)
+    expected = PairHistogram.from_cluster(xyz @ deformation.T).pdf(r, params)
+    assert _rw(g, expected) < 1e-6
+    plain = PairHistogram.from_cluster(xyz).pdf(r, params)
+    assert _rw(vectors.histogram().pdf(r, params), plain) < 1e-6
+    assert _rw(g, plain) > 0.05
 
 
 # C5: blurred cluster whose distances are all distinct (histogram path),

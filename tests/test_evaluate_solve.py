@@ -201,6 +201,7 @@ def test_blind_case_gives_the_methods_data_and_qmax_only(monkeypatch):
         "library",
         "progress",
         "max_atoms",
+        "strain",  # solve's option (a bool), not the truth's strain
     }
     for name, (gr, options) in calls.items():
         assert isinstance(gr, tuple) and len(gr) == 2
@@ -210,6 +211,7 @@ def test_blind_case_gives_the_methods_data_and_qmax_only(monkeypatch):
         assert options["qmax"] == case.conditions["qmax"]
         assert options["qmin"] == QMIN
         assert options["element"] == ELEMENT
+        assert options.get("strain", False) is False
         for value in options.values():  # no d, qdamp or Biso in disguise
             for secret in ("d", "qdamp", "biso"):
                 secret = case.d if secret == "d" else case.conditions[secret]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from diffpy.deepstruc.clusters import build_cluster
-from diffpy.deepstruc.debye import DebyeParameters, PairHistogram
+from diffpy.deepstruc.debye import DebyeParameters, PairHistogram, PairVectors
 from diffpy.deepstruc.fitting import (
     UISO_BOUNDS,
     ZOOM_BOUNDS,
@@ -220,3 +220,48 @@ def test_fit_cluster_refines_qdamp_from_any_start(start):
     assert fit.rw < 1e-3
     fixed = fit_cluster(xyz, R, g, params, uiso=0.004)
     assert fixed.qdamp == start
+
+
+@pytest.mark.parametrize(
+    "axis, size",
+    [
+        # C1: stretched 3 % along a direction of no symmetry
+        ((1.0, 2.0, 0.5), 0.03),
+        # C2: compressed 4 % along the cube axis
+        ((0.0, 0.0, 1.0), -0.04),
+        # C3: not strained, expect no strain
+        ((1.0, 0.0, 0.0), 0.0),
+    ],
+)
+def test_fit_cluster_refines_a_uniaxial_strain(axis, size):
+    xyz = build_cluster("icosahedral", (3,), 2.77)
+    n = np.array(axis) / np.linalg.norm(axis)
+    g = _data(xyz + size * np.outer(xyz @ n, n))
+    plain = fit_cluster(xyz, R, g)
+    assert np.array_equal(plain.strain, np.zeros((3, 3)))
+    fit = fit_cluster(xyz, R, g, fit_strain=True)
+    assert fit.rw < 1e-3
+    # x -> 1.02 (1 + size n n) x is zoom (1 + e) with e traceless, up to
+    # a symmetry of the icosahedron, which leaves the PDF as it is
+    expected = size * (np.outer(n, n) - np.eye(3) / 3) / (1 + size / 3)
+    eigenvalues = np.linalg.eigvalsh(expected)
+    assert np.allclose(np.linalg.eigvalsh(fit.strain), eigenvalues, atol=1e-3)
+    assert np.allclose(fit.strain, fit.strain.T)
+    assert np.trace(fit.strain) == pytest.approx(0.0, abs=1e-12)
+    assert fit.zoom == pytest.approx(1.02 * (1 + size / 3), abs=2e-3)
+    if size:
+        assert plain.rw > 10 * fit.rw
+    # from a given start, without the scan; from PairVectors alike
+    again = fit_cluster(
+        PairVectors.from_cluster(xyz), R, g, fit_strain=True, strain=expected
+    )
+    assert np.allclose(again.strain, expected, atol=1e-3)
+    assert again.rw < 1e-3
+
+
+def test_fit_cluster_needs_coordinates_to_fit_a_strain():
+    xyz = build_cluster("fcc", (2, 3, 3), 2.77)
+    with pytest.raises(TypeError, match="to fit a strain"):
+        fit_cluster(
+            PairHistogram.from_cluster(xyz), R, _data(xyz), fit_strain=True
+        )

@@ -206,6 +206,49 @@ def test_search_trims_a_bcc_cluster_to_its_cube():
     assert _same_shape(result.xyz, cube)
 
 
+def _stretched(xyz, size=0.03, axis=(1.0, 2.0, 0.5)):
+    """xyz stretched by ``size`` along axis; and the traceless strain."""
+    n = np.array(axis) / np.linalg.norm(axis)
+    strain = size * (np.outer(n, n) - np.eye(3) / 3) / (1 + size / 3)
+    return xyz + size * np.outer(xyz @ n, n), strain
+
+
+def test_search_with_strain_keeps_a_strained_particle():
+    from ase.cluster import Octahedron
+
+    truth = Octahedron("Pt", 5, cutoff=1, latticeconstant=A_FCC)
+    xyz = truth.get_positions() - truth.get_positions().mean(0)
+    strained, strain = _stretched(xyz)
+    g = _data(strained)
+    start = _rotated(xyz, seed=2)
+    plain = site_search(start, "fcc", R, g, PARAMS)
+    result = site_search(start, "fcc", R, g, PARAMS, fit_strain=True)
+    assert _same_shape(result.xyz, strained)
+    assert result.path[-1].rw < 1e-3
+    assert np.allclose(
+        np.linalg.eigvalsh(result.strain),
+        np.linalg.eigvalsh(strain),
+        atol=1e-3,
+    )
+    # a search that cannot strain its sites trades atoms for the misfit
+    assert not _same_shape(plain.xyz, strained)
+    assert plain.path[-1].rw > 10 * result.path[-1].rw
+    assert plain.strain is None
+
+
+def test_search_with_strain_leaves_an_unstrained_particle_unstrained():
+    from ase.cluster import Octahedron
+
+    truth = Octahedron("Pt", 5, cutoff=1, latticeconstant=A_FCC)
+    start = Octahedron("Pt", 5, cutoff=0, latticeconstant=A_FCC)
+    g = _data(truth.get_positions())
+    result = site_search(
+        start.get_positions(), "fcc", R, g, PARAMS, fit_strain=True
+    )
+    assert _same_shape(result.xyz, truth.get_positions())
+    assert result.strain is None or np.abs(result.strain).max() < 1e-3
+
+
 def test_steepest_per_atom_or_in_all():
     # (score, move, added, removed): a layer of 6 atoms lowers the score
     # most in all, a single atom most per atom changed

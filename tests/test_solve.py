@@ -84,6 +84,38 @@ def test_cli_solve_writes_the_search_path(outside, tmp_path):
     assert run["settings"]["n_starts"] == 1
 
 
+def test_solve_with_strain_finds_a_strained_cluster(tmp_path):
+    from ase.cluster import Icosahedron
+
+    full = Icosahedron("Pt", 3, latticeconstant=A_FCC).get_positions()
+    full -= full.mean(0)
+    radius = np.linalg.norm(full, axis=1)
+    truth = full[np.argsort(radius)[:-3]]  # three vertices gone
+    n = np.array([1.0, 2.0, 0.5]) / np.linalg.norm([1.0, 2.0, 0.5])
+    strained = truth + 0.03 * np.outer(truth @ n, n)
+    params = DebyeParameters(qmax=24.0, qdamp=0.04, biso=0.4)
+    r, g = simulate_pdf(strained, params=params)
+    path = tmp_path / "strained.gr"
+    header = f"# qmax = 24.0\n# qmin = {params.qmin}\n# composition = Pt\n"
+    path.write_text(header)
+    with open(path, "a") as stream:
+        np.savetxt(stream, np.column_stack([r, g]))
+    output = tmp_path / "solved"
+    args = ["solve", str(path), "-o", str(output), "--starts", "1"]
+    assert main([*args, "--top", "3", "--strain"]) == 0
+    with open(output / "candidates.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert rows[0]["source"] == "solved"
+    assert int(rows[0]["n_atoms"]) == len(truth)
+    assert float(rows[0]["rw"]) < 0.01
+    # the principal strains of 3 % along n, less the zoom
+    principal = [float(e) for e in rows[0]["strain"].split()]
+    assert principal == pytest.approx([-0.01, -0.01, 0.02], abs=2e-3)
+    assert all(row["strain"] == "" for row in rows[1:])
+    run = json.loads((output / "run.json").read_text())
+    assert run["settings"]["strain"] is True
+
+
 def test_the_solver_entry_point_solves(outside):
     path, truth = outside
     best = solver.solve(path, n_starts=1, top=1)[0]

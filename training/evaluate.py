@@ -259,6 +259,8 @@ class Methods:
         ``(n_train, n_u)`` prior inputs of the training clusters.
     shape_ids : numpy.ndarray
         Their shape ids.
+    strain : bool
+        Whether ``solve`` refines a strain (its ``strain=``).
     """
 
     model: Path
@@ -267,6 +269,7 @@ class Methods:
     library: Library
     features: np.ndarray
     shape_ids: np.ndarray
+    strain: bool = False
 
 
 def off_library_d(rng, library_d: np.ndarray) -> float:
@@ -384,6 +387,7 @@ def top_answer(method, gr, qmax, methods, data, params):
             library=methods.library,
             seed=methods.seed,
             max_atoms=SOLVE_MAX_ATOMS,
+            strain=methods.strain,
             **header,
         )[0]
     else:
@@ -410,16 +414,20 @@ def top_answer(method, gr, qmax, methods, data, params):
     return answer, best.xyz
 
 
-def truth_rw(truth, r, g, params) -> dict:
+def truth_rw(truth, r, g, params, strain: bool = False) -> dict:
     """Rw of the true structure fitted as the methods fit their answers.
 
     ``rw_true`` with scale, zoom and Uiso fitted at the assumed qdamp;
     ``rw_true_qdamp`` with qdamp refined too, as :data:`QDAMP_METHODS`
-    do.
+    do, and with ``strain`` a strain too (as ``solve`` with
+    ``strain=True`` does).
     """
+    refined = fit_cluster(
+        truth, r, g, params, fit_qdamp=True, fit_strain=strain
+    )
     return {
         "rw_true": fit_cluster(truth, r, g, params).rw,
-        "rw_true_qdamp": fit_cluster(truth, r, g, params, fit_qdamp=True).rw,
+        "rw_true_qdamp": refined.rw,
     }
 
 
@@ -454,7 +462,7 @@ def evaluate_case(case: TestCase, methods: Methods, names) -> dict:
         "shape_id": case.shape.shape_id,
         "d": case.d,
         **case.conditions,
-        **truth_rw(truth, *data, params),
+        **truth_rw(truth, *data, params, methods.strain),
         "n_points": independent_points(data[0], qmax),
         "methods": {},
     }
@@ -712,6 +720,7 @@ def evaluate(
     factors=tuple(LEVELS),
     splits=None,
     solve=False,
+    strain=False,
     out=None,
     metadata_path=None,
 ) -> dict:
@@ -800,6 +809,7 @@ def evaluate(
                 if any(SOLVE in n for n in names.values())
                 else None
             ),
+            "solve_strain": strain,
         },
     }
     features = prior_inputs(enumerate_library())
@@ -808,6 +818,7 @@ def evaluate(
         test_shapes, methods = split_methods(
             split, metadata, model_dir, n_samples, seed, features
         )
+        methods = replace(methods, strain=strain)
         rng = np.random.default_rng([seed, SPLITS.index(split)])
         tests = draw_cases(test_shapes, per_type, rng, types)
         rows = run_cases(tests, methods, names[split], split)
@@ -922,6 +933,9 @@ def main(argv=None):
         action="store_true",
         help="also run solve on the random split (~8 s per PDF)",
     )
+    parser.add_argument(
+        "--strain", action="store_true", help="solve with strain=True"
+    )
     parser.add_argument("--out", help="report folder (default: model)")
     add_metadata_option(parser)
     args = parser.parse_args(argv)
@@ -939,6 +953,7 @@ def main(argv=None):
             factors=args.factors,
             splits=args.splits,
             solve=args.solve,
+            strain=args.strain,
             out=args.out,
             metadata_path=metadata_target(args),
         )

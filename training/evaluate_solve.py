@@ -104,7 +104,7 @@ import re
 import time
 import warnings
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -337,12 +337,15 @@ class Setup:
         method, the library given to it: ``propose`` and ``solve`` snap
         to it (their ``library=``; None: their defaults), ``mine`` fits
         it.
+    strain : bool
+        Whether ``solve`` refines a strain (its ``strain=``).
     """
 
     model: Path
     n_samples: int
     seed: int
     libraries: dict
+    strain: bool = False
 
 
 def _ase_block(family, surfaces, layers, centre) -> np.ndarray:
@@ -599,7 +602,9 @@ def top_candidate(method: str, gr, header: dict, setup: Setup, part: str):
     if method == "propose":
         return propose_structures(gr, n_samples=setup.n_samples, **options)[0]
     if method == "solve":
-        return solver()(gr, max_atoms=MAX_ATOMS[part], **options)[0]
+        return solver()(
+            gr, max_atoms=MAX_ATOMS[part], strain=setup.strain, **options
+        )[0]
     raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
 
 
@@ -668,7 +673,7 @@ def evaluate_case(case: TestCase, setup: Setup, part: str, names) -> dict:
         "n_atoms": cluster.n_atoms,
         "d": case.d,
         **case.conditions,
-        **truth_rw(truth, pdf.r[inside], pdf.g[inside], params),
+        **truth_rw(truth, pdf.r[inside], pdf.g[inside], params, setup.strain),
         "methods": {},
     }
     header = {"qmax": qmax, "qmin": QMIN, "element": ELEMENT}
@@ -970,6 +975,7 @@ def evaluate(
     plots=None,
     library=None,
     geometry_model=None,
+    strain=False,
     out=None,
     metadata_path=None,
 ) -> dict:
@@ -1024,6 +1030,7 @@ def evaluate(
         library=library,
         geometry_model=geometry_model,
     )
+    setup = replace(setup, strain=strain)
     metadata = json.loads((setup.model / "metadata.json").read_text())
     report = {
         "model": _model_info(metadata),
@@ -1037,6 +1044,7 @@ def evaluate(
             "noise": NOISE,
             "noisy": "every other PDF of a family",
             "given_to_methods": ["G(r)", "qmax", "qmin"],
+            "solve_strain": strain,
             "shape_tolerance": SHAPE_TOLERANCE,
             "delta_rw_ok": DELTA_RW_OK,
             "size_ranges": SIZE_RANGES,
@@ -1244,6 +1252,9 @@ def main(argv=None):
     )
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--strain", action="store_true", help="solve with strain=True"
+    )
     parser.add_argument("--out", help="report folder (default: model)")
     add_metadata_option(parser)
     args = parser.parse_args(argv)
@@ -1261,6 +1272,7 @@ def main(argv=None):
             plots=args.plots,
             library=args.library,
             geometry_model=args.geometry_model,
+            strain=args.strain,
             out=args.out,
             metadata_path=metadata_target(args),
         )

@@ -69,6 +69,7 @@ napoleon_type_aliases = {
     "Candidate": ":class:`~diffpy.deepstruc.candidate.Candidate`",
     "DebyeParameters": ":class:`~diffpy.deepstruc.debye.DebyeParameters`",
     "PairHistogram": ":class:`~diffpy.deepstruc.debye.PairHistogram`",
+    "PairVectors": ":class:`~diffpy.deepstruc.debye.PairVectors`",
     "PDFData": ":class:`~diffpy.deepstruc.pdfdata.PDFData`",
     "Library": ":class:`~diffpy.deepstruc.libraries.Library`",
     "LibraryEntry": ":class:`~diffpy.deepstruc.libraries.LibraryEntry`",

@@ -97,6 +97,11 @@ class Candidate:
         the move, the atoms added and removed, the atom count and Rw
         after each (:class:`diffpy.deepstruc.sitesearch.SearchStep`);
         empty for the others.
+    strain : numpy.ndarray or None
+        For a solved candidate whose search kept a strain (``solve``
+        with ``strain=True``), the traceless symmetric strain (3x3, in
+        the frame of ``xyz``, already applied to it) of its sites against
+        its family's ideal sites; None for the others.
     """
 
     xyz: np.ndarray
@@ -120,6 +125,7 @@ class Candidate:
     type_rw: dict[str, float] | None = field(default=None, repr=False)
     type_weights: dict[str, float] | None = field(default=None, repr=False)
     path: tuple = field(default=(), repr=False)
+    strain: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_atoms(self) -> int:

@@ -241,6 +241,7 @@ def _solve(args) -> int:
         seed=args.seed,
         max_atoms=args.max_atoms,
         n_starts=args.starts,
+        strain=args.strain,
         qmax=args.qmax,
         qmin=args.qmin,
         qdamp=args.qdamp,
@@ -510,6 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=3,
         help="best proposals of a known structure family searched",
+    )
+    solve.add_argument(
+        "--strain",
+        action="store_true",
+        help="refine a homogeneous strain of the particle too (slower), "
+        "for particles strained unevenly",
     )
     solve.set_defaults(run=_solve)
 

@@ -41,6 +41,7 @@ __all__ = [
     "DebyeParameters",
     "IncrementalPDF",
     "PairHistogram",
+    "PairVectors",
     "cluster_xyz",
     "pair_distances",
     "r_grid",
@@ -59,6 +60,8 @@ _TAIL_REACH = math.sqrt(-math.log(3.33e-6) / (4 * math.log(2))) * math.sqrt(
 _MAX_EXTENSION = 10.0
 # distances closer than this are merged into one (mean distance, count)
 _MERGE_TOL = 1e-4
+# pair vectors that agree when rounded to this (Å) are merged into one
+_VECTOR_TOL = 1e-3
 # spacing of the cubic B-spline histogram nodes and the number of extra
 # nodes on each side that absorb the prefilter's boundary error
 _NODE_STEP = 0.02
@@ -622,6 +625,84 @@ class PairHistogram:
         rows = np.zeros(d.size, dtype=np.intp)
         f = _pair_sums(d, weights, rows, 1, grid, uiso, params.delta2)
         return _pdf_from_f(f[0], grid, r, params.qdamp)
+
+
+@dataclass(frozen=True, eq=False)
+class PairVectors:
+    """Distinct pair vectors of one cluster, for fits of its strain.
+
+    A homogeneous deformation ``x -> F x`` changes the distance of a pair
+    to ``|F v|`` for its vector ``v``, so pairs of the same vector (up
+    to sign) keep one distance whatever F is: a crystalline cluster has
+    far fewer distinct vectors than pairs.  Vectors that agree when
+    rounded to 1e-3 Å are merged into one at their mean.
+
+    Attributes
+    ----------
+    vectors : numpy.ndarray
+        ``(n, 3)`` distinct pair vectors in Å, each up to sign.
+    counts : numpy.ndarray
+        Number of pairs i < j of each vector.
+    n_atoms : int
+        Number of atoms in the cluster.
+    """
+
+    vectors: np.ndarray
+    counts: np.ndarray
+    n_atoms: int
+
+    @classmethod
+    def from_cluster(cls, cluster) -> PairVectors:
+        """Return the distinct pair vectors of a cluster.
+
+        Parameters
+        ----------
+        cluster : array_like, ase.Atoms or diffpy.structure.Structure
+            The cluster, as accepted by `cluster_xyz`.
+        """
+        xyz = cluster_xyz(cluster)
+        i, j = np.triu_indices(len(xyz), 1)
+        v = xyz[j] - xyz[i]
+        key = np.rint(v / _VECTOR_TOL).astype(np.int64)
+        # one sign of each vector: the first non-zero component positive
+        first = np.where(key[:, 0] != 0, key[:, 0], key[:, 1])
+        first = np.where(first != 0, first, key[:, 2])
+        flip = first < 0
+        key[flip] *= -1
+        v[flip] *= -1
+        span = 2 * int(np.abs(key).max(initial=0)) + 1
+        if span**3 < 1 << 62:
+            key += span // 2
+            key = (key[:, 0] * span + key[:, 1]) * span + key[:, 2]
+        _, group, counts = np.unique(
+            key, return_inverse=True, return_counts=True, axis=key.ndim - 1
+        )
+        group = group.ravel()
+        sums = [np.bincount(group, weights=c) for c in v.T]
+        return cls(
+            np.column_stack(sums) / counts[:, None],
+            counts.astype(float),
+            len(xyz),
+        )
+
+    def histogram(self, deformation=None) -> PairHistogram:
+        """The pair histogram of the cluster deformed by a 3x3 matrix.
+
+        Parameters
+        ----------
+        deformation : array_like, optional
+            The matrix F of ``x -> F x``; the identity when None.
+
+        Returns
+        -------
+        PairHistogram
+        """
+        v = self.vectors
+        if deformation is not None:
+            v = v @ np.asarray(deformation, dtype=float).T
+        d = np.sqrt(np.einsum("ij,ij->i", v, v))
+        order = np.argsort(d)
+        return PairHistogram(d[order], self.counts[order], self.n_atoms)
 
 
 class IncrementalPDF:

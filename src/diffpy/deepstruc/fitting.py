@@ -6,6 +6,14 @@ started from the best point of a coarse zoom scan and refined with
 :func:`scipy.optimize.least_squares`.  The agreement is
 
     Rw = sqrt( sum (G_obs - scale * G_calc)^2 / sum G_obs^2 ).
+
+Optionally qdamp and a homogeneous strain are refined too.  The strain
+is the traceless symmetric tensor e of the deformation
+``x -> zoom (1 + e) x`` (the isotropic part is the zoom).  The PDF of a
+symmetric cluster changes only to second order in e, so a refinement
+from e = 0 would not move: the strain is started from the best of a
+scan of uniaxial strains along the cubic axes, face and body diagonals
+of the cluster's frame.
 """
 
 import dataclasses
@@ -14,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffpy.deepstruc.debye import DebyeParameters, PairHistogram
+from diffpy.deepstruc.debye import DebyeParameters, PairHistogram, PairVectors
 
 #: r range (Å) of the quick fit.
 FIT_RANGE = (1.5, 30.0)
@@ -29,6 +37,26 @@ ZOOM_SCAN = np.linspace(0.97, 1.03, 7)
 QDAMP_BOUNDS = (0.0, 0.1)
 #: qdamp (Å⁻¹) that sets the unit of the variable refined for it.
 QDAMP_UNIT = 0.04
+#: Bound of each refined component of the traceless strain.
+STRAIN_BOUND = 0.1
+#: Uniaxial strains scanned along each direction of STRAIN_AXES.
+STRAIN_SCAN = (-0.04, -0.02, 0.02, 0.04)
+#: The directions <100>, <110> and <111> of the scanned uniaxial strains.
+STRAIN_AXES = (
+    (1, 0, 0),
+    (0, 1, 0),
+    (0, 0, 1),
+    (1, 1, 0),
+    (1, -1, 0),
+    (1, 0, 1),
+    (1, 0, -1),
+    (0, 1, 1),
+    (0, 1, -1),
+    (1, 1, 1),
+    (1, 1, -1),
+    (1, -1, 1),
+    (-1, 1, 1),
+)
 
 
 def _qdamp_variable(qdamp):
@@ -46,6 +74,36 @@ def _qdamp_variable(qdamp):
 def _qdamp_value(variable: float) -> float:
     """qdamp (Å⁻¹) of a value of `_qdamp_variable`."""
     return QDAMP_UNIT * float(np.sqrt(max(variable - 1.0, 0.0)))
+
+
+def _strain(components) -> np.ndarray:
+    """The traceless symmetric tensor of five components."""
+    xx, yy, xy, xz, yz = components
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, -xx - yy]])
+
+
+def _components(strain: np.ndarray) -> list[float]:
+    """The five components of a traceless symmetric tensor (`_strain`)."""
+    strain = np.asarray(strain, dtype=float)
+    strain = (strain + strain.T) / 2
+    strain = strain - np.trace(strain) / 3 * np.eye(3)
+    return [
+        strain[0, 0],
+        strain[1, 1],
+        strain[0, 1],
+        strain[0, 2],
+        strain[1, 2],
+    ]
+
+
+def _uniaxial_scan() -> list[np.ndarray]:
+    """Traceless parts of the uniaxial strains that seed a strain fit."""
+    tensors = []
+    for axis in STRAIN_AXES:
+        n = np.array(axis, dtype=float) / np.linalg.norm(axis)
+        for size in STRAIN_SCAN:
+            tensors.append(size * (np.outer(n, n) - np.eye(3) / 3))
+    return tensors
 
 
 def worker_threads() -> int:
@@ -84,6 +142,9 @@ class FitResult:
     qdamp : float
         The qdamp of the fit (Å⁻¹): refined with ``fit_qdamp``, else
         that of the parameters.
+    strain : numpy.ndarray
+        The refined traceless symmetric strain e (3x3) with
+        ``fit_strain``, else zeros.
     """
 
     rw: float
@@ -92,6 +153,14 @@ class FitResult:
     uiso: float
     gcalc: np.ndarray
     qdamp: float
+    strain: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros((3, 3))
+    )
+
+    @property
+    def deformation(self) -> np.ndarray:
+        """The fitted map ``x -> zoom (1 + strain) x`` as a 3x3 matrix."""
+        return self.zoom * (np.eye(3) + self.strain)
 
 
 def scale_and_rw(g_obs: np.ndarray, g_calc: np.ndarray):
@@ -115,14 +184,17 @@ def fit_cluster(
     zoom: float | None = None,
     uiso: float | None = None,
     fit_qdamp: bool = False,
+    fit_strain: bool = False,
+    strain=None,
 ) -> FitResult:
     """Fit scale, zoom and Uiso of a cluster's Debye PDF to data.
 
     Parameters
     ----------
-    cluster : array_like or PairHistogram
+    cluster : array_like, PairHistogram or PairVectors
         ``(n_atoms, 3)`` coordinates in Å (or a prepared
-        :class:`~diffpy.deepstruc.debye.PairHistogram`).
+        :class:`~diffpy.deepstruc.debye.PairHistogram`, or with
+        ``fit_strain`` :class:`~diffpy.deepstruc.debye.PairVectors`).
     r, g : numpy.ndarray
         The data to fit (r in Å).
     params : DebyeParameters, optional
@@ -134,6 +206,13 @@ def fit_cluster(
     fit_qdamp : bool
         Refine qdamp too (within :data:`QDAMP_BOUNDS`, from
         ``params.qdamp``), for data whose resolution damping is unknown.
+    fit_strain : bool
+        Refine a homogeneous traceless strain too (each component within
+        :data:`STRAIN_BOUND`), for particles strained unevenly.
+    strain : array_like, optional
+        Starting strain (3x3, its traceless symmetric part is used) with
+        ``fit_strain``; without it, the best of a scan of uniaxial strains
+        (:data:`STRAIN_SCAN` along :data:`STRAIN_AXES`) and none.
 
     Returns
     -------
@@ -142,25 +221,48 @@ def fit_cluster(
     from scipy.optimize import least_squares
 
     params = params or DebyeParameters()
-    histogram = (
-        cluster
-        if isinstance(cluster, PairHistogram)
-        else PairHistogram.from_cluster(cluster)
-    )
+    vectors = histogram = None
+    if fit_strain:
+        if isinstance(cluster, PairHistogram):
+            raise TypeError(
+                "Please give coordinates or PairVectors to fit a strain, "
+                "not a PairHistogram."
+            )
+        vectors = cluster
+        if not isinstance(cluster, PairVectors):
+            vectors = PairVectors.from_cluster(cluster)
+    elif isinstance(cluster, PairVectors):
+        histogram = cluster.histogram()
+    elif isinstance(cluster, PairHistogram):
+        histogram = cluster
+    else:
+        histogram = PairHistogram.from_cluster(cluster)
     r = np.asarray(r, float)
     g = np.asarray(g, float)
     uiso0 = params.uiso if uiso is None else uiso
+    n_base = 3 if fit_qdamp else 2
 
     def calc(x):
         used = params
         if fit_qdamp:
             used = dataclasses.replace(params, qdamp=_qdamp_value(x[2]))
-        return histogram.pdf(r, used, zoom=x[0], uiso=x[1])
+        pairs = histogram
+        if fit_strain:
+            pairs = vectors.histogram(np.eye(3) + _strain(x[n_base:]))
+        return pairs.pdf(r, used, zoom=x[0], uiso=x[1])
 
+    qdamp0 = [_qdamp_variable(params.qdamp)] if fit_qdamp else []
     if zoom is None:
-        start = (_qdamp_variable(params.qdamp),) if fit_qdamp else ()
-        scan = np.array([calc((z, uiso0, *start)) for z in ZOOM_SCAN])
+        start = [0.0] * 5 if fit_strain else []
+        scan = np.array([calc((z, uiso0, *qdamp0, *start)) for z in ZOOM_SCAN])
         zoom = float(ZOOM_SCAN[np.argmin(scale_and_rw(g, scan)[1])])
+    x0 = [zoom, uiso0, *qdamp0]
+    if fit_strain and strain is None:
+        tensors = [np.zeros((3, 3))] + _uniaxial_scan()
+        scan = np.array([calc(x0 + _components(e)) for e in tensors])
+        strain = tensors[int(np.argmin(scale_and_rw(g, scan)[1]))]
+    if fit_strain:
+        x0 += _components(strain)
 
     def residual(x):
         g_calc = calc(x)
@@ -168,13 +270,15 @@ def fit_cluster(
         return g - scale * g_calc
 
     bounds = [ZOOM_BOUNDS, UISO_BOUNDS]
-    x0 = [zoom, uiso0]
     x_scale, diff_step = [0.01, 0.002], [1e-4, 1e-3]
     if fit_qdamp:
         bounds.append(_qdamp_variable(QDAMP_BOUNDS))
-        x0.append(_qdamp_variable(params.qdamp))
         x_scale.append(0.5)
         diff_step.append(1e-3)
+    if fit_strain:
+        bounds += [(-STRAIN_BOUND, STRAIN_BOUND)] * 5
+        x_scale += [0.01] * 5
+        diff_step += [1e-4] * 5
     bounds = np.transpose(bounds)
     result = least_squares(
         residual,
@@ -194,4 +298,5 @@ def fit_cluster(
         uiso=float(result.x[1]),
         gcalc=scale * g_calc,
         qdamp=_qdamp_value(result.x[2]) if fit_qdamp else params.qdamp,
+        strain=_strain(result.x[n_base:]) if fit_strain else np.zeros((3, 3)),
     )

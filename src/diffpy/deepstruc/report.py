@@ -55,6 +55,8 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from diffpy.deepstruc.batch import (
     map_pdfs,
     mine_many,
@@ -106,6 +108,7 @@ CANDIDATE_COLUMNS = (
     "type_weight",
     "stacking",
     "stacking_hc",
+    "strain",
 )
 #: Columns of ``type_weights.csv``.
 TYPE_COLUMNS = ("type", "weight", "best_rw")
@@ -253,6 +256,7 @@ def run_solve(
     seed: int = 0,
     max_atoms: int = 200,
     n_starts: int = 3,
+    strain: bool = False,
     qmax: float | None = None,
     qmin: float | None = None,
     qdamp: float | None = None,
@@ -276,7 +280,7 @@ def run_solve(
         As for :func:`run_propose`.
     fit_range, noise, command, scheduler, client, series_key
         As for :func:`run_propose`.
-    max_atoms, n_starts
+    max_atoms, n_starts, strain
         Passed to :func:`diffpy.deepstruc.solve.solve_structure`.
 
     Returns
@@ -299,6 +303,7 @@ def run_solve(
         seed=seed,
         max_atoms=max_atoms,
         n_starts=n_starts,
+        strain=strain,
         fit_range=fit_range,
         noise=noise,
         element=element,
@@ -977,6 +982,11 @@ def _row(candidate: Candidate) -> dict:
         ),
         "stacking": stacking.abc if stacking else "",
         "stacking_hc": stacking.hc if stacking else "",
+        "strain": (
+            " ".join(f"{e:+.4f}" for e in np.linalg.eigvalsh(candidate.strain))
+            if candidate.strain is not None
+            else ""
+        ),
     }
 
 

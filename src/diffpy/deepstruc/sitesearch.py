@@ -42,6 +42,16 @@ which only some should go.  The better result is kept.  The moves:
   G, and a move judged at the qdamp fitted to the old size would be
   judged wrong.
 
+With ``fit_strain``, a particle that is strained unevenly is searched
+too: each rule descends once more from the start with a homogeneous
+strain of the sites fitted to it (from a scan of uniaxial strains,
+:func:`~diffpy.deepstruc.fitting.fit_cluster`), refitted whenever no
+move helps; the four results are compared by the criterion below, the
+strained ones with ``STRAIN_PARAMETERS`` more parameters.  Without a
+strain, a search trades atoms for the misfit of a strained particle;
+with one fitted to a start of the wrong shape, it may strain an
+unstrained particle, hence both.
+
 When no move helps, ``KICKS`` random changes (a facet layer or
 ``KICK_ATOMS`` atoms added or removed) are each followed by a new
 descent, and the result is kept when it ends lower (an iterated local
@@ -142,6 +152,9 @@ KICK_ATOMS = 3
 #: qdamp steps (Å⁻¹) around the last fitted qdamp over which the moves
 #: are scored when qdamp is refined, each move by its best.
 QDAMP_STEPS = (-0.016, -0.008, -0.004, 0.0, 0.004, 0.008, 0.016)
+#: Parameters of a strain (a traceless symmetric tensor), for the
+#: information criterion.
+STRAIN_PARAMETERS = 5
 #: Facet normals closer than this (cosine) are one facet.
 FACET_COSINE = 0.999
 #: Atoms within this distance (units of d) of a facet plane are on it.
@@ -196,6 +209,10 @@ class SearchResult:
         with ``fit_qdamp``).
     path : list of SearchStep
         The accepted changes, from the start.
+    strain : numpy.ndarray or None
+        The traceless symmetric strain (3x3) of the final structure
+        against its family's ideal sites, in the frame of ``xyz``; None
+        when it was searched without one (``fit_strain``).
     """
 
     xyz: np.ndarray
@@ -203,6 +220,7 @@ class SearchResult:
     matched: float
     params: DebyeParameters
     path: list[SearchStep] = field(default_factory=list)
+    strain: np.ndarray | None = None
 
     @property
     def added(self) -> int:
@@ -447,7 +465,8 @@ class _Search:
 
     ``order`` lists the site of each atom in the order of the
     incremental calculator, ``occupied`` flags the sites, ``start`` the
-    sites of the start; ``unit`` is Å per template unit.
+    sites of the start; ``frame`` maps template units to Å (the unit
+    times the fitted deformation).
     """
 
     def __init__(
@@ -456,9 +475,12 @@ class _Search:
         from scipy.sparse import csr_matrix
         from scipy.spatial import cKDTree
 
-        self.sites, self.unit, self.uiso = sites, unit, uiso
+        self.sites, self.frame = sites, unit * np.eye(3)
         (self.r, self.g), self.params = data, params
-        self.fit_qdamp = fit_qdamp
+        self.uiso, self.fit_qdamp = uiso, fit_qdamp
+        # whether to fit a strain; whether one was fitted (later fits
+        # start from it); whether atoms changed since the last strain fit
+        self.fit_strain = self.strained = self.strain_stale = False
         self.normals = facet_normals(family)
         self.occupied = np.zeros(len(sites), dtype=bool)
         self.occupied[occupied] = True
@@ -483,7 +505,11 @@ class _Search:
     @property
     def xyz(self) -> np.ndarray:
         """Coordinates (Å) of the atoms, in calculator order."""
-        return self.sites[self.order] * self.unit
+        return self.placed(self.order)
+
+    def placed(self, sites) -> np.ndarray:
+        """Coordinates (Å) of these sites."""
+        return self.sites[np.asarray(sites, dtype=np.intp)] @ self.frame.T
 
     @property
     def changes(self) -> int:
@@ -536,7 +562,7 @@ class _Search:
             added = [s for s in added if s not in weak]
 
     def add(self, site: int) -> None:
-        self.calc.add(self.sites[site] * self.unit)
+        self.calc.add(self.placed(site))
         self.order.append(int(site))
         self.occupied[site] = True
 
@@ -567,7 +593,7 @@ class _Search:
         index = {site: k for k, site in enumerate(self.order)}
         return self.calc.trial_rw(
             self.g,
-            add=self.sites[np.asarray(add, dtype=np.intp)] * self.unit,
+            add=self.placed(add),
             remove=[index[int(s)] for s in remove],
             qdamps=self.qdamps,
         )
@@ -578,10 +604,7 @@ class _Search:
         return self.calc.trial_group_rw(
             self.g,
             [
-                (
-                    self.sites[np.asarray(add, dtype=np.intp)] * self.unit,
-                    [index[int(s)] for s in remove],
-                )
+                (self.placed(add), [index[int(s)] for s in remove])
                 for add, remove in changes
             ],
             self.qdamps,
@@ -592,19 +615,29 @@ class _Search:
         return (
             self.occupied.copy(),
             list(self.order),
-            self.unit,
+            self.frame.copy(),
             self.uiso,
             self.params,
+            self.strained,
+            self.strain_stale,
         )
 
     def restore(self, state: tuple) -> None:
         """Return to a state saved by `state`."""
-        occupied, order, self.unit, self.uiso, self.params = state
+        occupied, order, frame, self.uiso, self.params = state[:5]
+        self.strained, self.strain_stale = state[5:]
+        self.frame = frame.copy()
         self.occupied, self.order = occupied.copy(), list(order)
         self.calc = self._calculator()
 
-    def refit(self) -> float:
-        """Fit scale, zoom and Uiso (and qdamp); return the Rw."""
+    def refit(self, strain: bool = False) -> float:
+        """Fit scale, zoom and Uiso (and qdamp); return the Rw.
+
+        With ``strain`` (and ``fit_strain``) the strain too, the first
+        time from a scan (:func:`~diffpy.deepstruc.fitting.fit_cluster`),
+        then from the strain fitted before.
+        """
+        strain = strain and self.fit_strain
         fit = fit_cluster(
             self.xyz,
             self.r,
@@ -612,8 +645,12 @@ class _Search:
             self.params,
             uiso=self.uiso,
             fit_qdamp=self.fit_qdamp,
+            fit_strain=strain,
+            strain=np.zeros((3, 3)) if self.strained else None,
         )
-        self.unit *= fit.zoom
+        self.strained |= strain
+        self.strain_stale &= not strain
+        self.frame = fit.deformation @ self.frame
         self.uiso = fit.uiso
         self.params = dataclasses.replace(self.params, qdamp=fit.qdamp)
         self.calc = self._calculator()
@@ -709,6 +746,7 @@ def site_search(
     max_atoms: int | None = None,
     max_moves: int = MAX_MOVES,
     fit_qdamp: bool = False,
+    fit_strain: bool = False,
     kicks: int = KICKS,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
@@ -739,6 +777,12 @@ def site_search(
     fit_qdamp : bool
         Refine qdamp with scale, zoom and Uiso, for data whose resolution
         damping is unknown (it and the particle size both damp G).
+    fit_strain : bool
+        Refine a homogeneous strain of the sites too (at the start and
+        whenever no move helps; see
+        :func:`~diffpy.deepstruc.fitting.fit_cluster`), for particles
+        strained unevenly: a search that cannot strain its sites makes up
+        for the misfit with atoms.
     kicks : int
         Random changes tried after the descent of each rule of
         ``RULES``, each followed by a descent and kept when it ends lower
@@ -784,22 +828,49 @@ def site_search(
     rw = search.refit()
     begin = search.state()
     best = None
-    for k, rule in enumerate(RULES):
+    # with fit_strain each rule also with a strain, from the one fitted
+    # to the start, at the cost of STRAIN_PARAMETERS more parameters
+    descents = [(rule, False) for rule in RULES]
+    if fit_strain:
+        descents += [(rule, True) for rule in RULES]
+    for k, (rule, strained) in enumerate(descents):
         search.restore(begin)
-        path = [SearchStep("start", 0, 0, len(search.order), rw)]
+        search.fit_strain = search.strain_stale = strained
+        start_rw = search.refit(strain=True) if strained else rw
+        path = [SearchStep("start", 0, 0, len(search.order), start_rw)]
         rng = np.random.default_rng([seed, k])
         per_atom = rule == "per atom"
         score = _search(
             search, bic, limit, path, max_moves, per_atom, kicks, rng, progress
         )
+        score += penalty * STRAIN_PARAMETERS * strained
         if best is None or score < best[0]:
             best = (score, search.state(), path)
     _, state, path = best
     search.restore(state)
     xyz = search.xyz
     return SearchResult(
-        xyz - xyz.mean(0), family, matched, search.params, path
+        xyz - xyz.mean(0),
+        family,
+        matched,
+        search.params,
+        path,
+        _traceless_stretch(search.frame) if search.strained else None,
     )
+
+
+def _traceless_stretch(frame: np.ndarray) -> np.ndarray:
+    """The strain of a map of template units to Å, less its zoom.
+
+    The traceless part of ``V / det(V)^(1/3) - 1`` for the stretch V
+    of the polar decomposition ``frame = V R``, in the frame of the
+    coordinates.
+    """
+    values, vectors = np.linalg.eigh(frame @ frame.T)
+    stretch = np.sqrt(values)
+    stretch = stretch / np.prod(stretch) ** (1 / 3) - 1
+    stretch -= stretch.mean()
+    return (vectors * stretch) @ vectors.T
 
 
 def _search(
@@ -819,6 +890,7 @@ def _search(
         kick = _kick(search, rng, limit)
         if kick is None:
             continue
+        search.strain_stale = search.fit_strain
         rw = search.refit()
         trial = [SearchStep("kick", *kick, len(search.order), rw)]
         left = max_moves - len(path)
@@ -852,9 +924,10 @@ def _descend(
             moves = _moves(search, bic) + _transfers(search, bic, options)
             best = _steepest(moves, score, per_atom)
         if best is None:
-            if not since_refit:
+            if not since_refit and not search.strain_stale:
                 break
-            # the zoom and Uiso of the last fit may hide a better move
+            # the zoom, Uiso and strain of the last fit may hide a better
+            # move
             move, added, removed = "refit", (), ()
         else:
             _, move, added, removed = best
@@ -862,9 +935,10 @@ def _descend(
                 search.remove(site)
             for site in added:
                 search.add(site)
+            search.strain_stale = search.fit_strain
             since_refit += 1
         if move == "refit" or since_refit == REFIT_EVERY:
-            rw = search.refit()
+            rw = search.refit(strain=move == "refit")
             since_refit = 0
         else:
             rw = search.rw()

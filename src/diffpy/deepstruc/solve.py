@@ -79,6 +79,7 @@ def solve_structure(
     element: str | None = None,
     max_atoms: int = DECODER_MAX_ATOMS,
     n_starts: int = N_STARTS,
+    strain: bool = False,
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
     progress=None,
@@ -110,6 +111,11 @@ def solve_structure(
         ``"large"`` library (up to 2500 atoms) are starts too.
     n_starts : int
         Best proposals of a known structure family that are searched.
+    strain : bool
+        Refine a homogeneous strain of the searched structures too
+        (``fit_strain`` of
+        :func:`diffpy.deepstruc.sitesearch.site_search`), for particles
+        strained unevenly; it costs time.
     fit_range : tuple of float
         r range (Å) of the fits.
     noise : float, optional
@@ -201,6 +207,7 @@ def solve_structure(
                 noise=sigma,
                 max_atoms=max_atoms,
                 fit_qdamp=fit_qdamp,
+                fit_strain=strain,
                 seed=seed,
                 max_moves=(
                     LARGE_MOVES
@@ -231,7 +238,11 @@ def solve_structure(
 
 
 def _solved(start: Candidate, result, fit_qdamp: bool) -> Candidate:
-    """The searched structure as a fitted candidate."""
+    """The searched structure as a fitted candidate.
+
+    A strain that the search kept is refined once more, from the
+    search's (its coordinates hold it).
+    """
     fit = fit_cluster(
         result.xyz,
         start.r,
@@ -239,10 +250,13 @@ def _solved(start: Candidate, result, fit_qdamp: bool) -> Candidate:
         result.params,
         uiso=start.uiso,
         fit_qdamp=fit_qdamp,
+        fit_strain=result.strain is not None,
+        strain=np.zeros((3, 3)),
     )
+    xyz = result.xyz @ fit.deformation.T
     return dataclasses.replace(
         start,
-        xyz=result.xyz * fit.zoom,
+        xyz=xyz - xyz.mean(0),
         rw=fit.rw,
         scale=fit.scale,
         zoom=fit.zoom,
@@ -256,4 +270,5 @@ def _solved(start: Candidate, result, fit_qdamp: bool) -> Candidate:
         rank=0,
         flags=(),
         path=tuple(result.path),
+        strain=None if result.strain is None else result.strain + fit.strain,
     )
