@@ -74,8 +74,11 @@ def test_scale_outlier_and_unlike_reference_are_flagged():
 
 
 def test_poor_best_fit_warns_with_advice():
-    with pytest.warns(FitQualityWarning, match="larger than the model"):
+    with pytest.warns(FitQualityWarning, match="larger than the model") as w:
         warn_if_poor_fit([fake(None, rw=POOR_RW + 0.05)])
+    message = str(w[0].message)
+    assert "deepstruc solve --max-atoms 2000" in message
+    assert "deepstruc mine --library large" in message
 
 
 def test_good_best_fit_does_not_warn(recwarn):

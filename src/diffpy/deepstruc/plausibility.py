@@ -142,8 +142,10 @@ def warn_if_poor_fit(candidates, stacklevel: int = 3) -> None:
         warnings.warn(
             f"The best candidate fits poorly (Rw = {candidates[0].rw:.3f} > "
             f"{POOR_RW}). The particle may be larger than the model's "
-            "200 atoms (mine the 'large' library of clusters up to 2500 "
-            "atoms: deepstruc mine --library large) or of a structure "
+            "200 atoms (build larger ones with the site search: deepstruc "
+            "solve --max-atoms 2000; or mine the 'large' library of "
+            "clusters up to 2500 atoms: deepstruc mine --library large) "
+            "or of a structure "
             "type it does not know, or the Q parameters may be wrong "
             "(check qmax, qmin and qdamp against the data reduction). "
             "Treat the candidates as rough models.",
