@@ -752,6 +752,9 @@ def evaluate(
         ``"random"``.
     solve : bool
         Run ``solve`` on the random split too.
+    strain : bool
+        Run ``solve`` with ``strain=True`` (and fit the truth with a
+        strain for its ΔRw).
     out : str or pathlib.Path, optional
         Report folder (default: the model folder).
     metadata_path : str or pathlib.Path, optional

@@ -1003,6 +1003,9 @@ def evaluate(
         One library for every method and part instead of the defaults.
     geometry_model : str or pathlib.Path, optional
         Model folder of the geometry split (see the module description).
+    strain : bool
+        Run ``solve`` with ``strain=True`` (and fit the truth with a
+        strain for its ΔRw).
     out : str or pathlib.Path, optional
         Report folder (default: the folder of the model run).
     metadata_path : str or pathlib.Path, optional

@@ -253,10 +253,9 @@ def _solved(start: Candidate, result, fit_qdamp: bool) -> Candidate:
         fit_strain=result.strain is not None,
         strain=np.zeros((3, 3)),
     )
-    xyz = result.xyz @ fit.deformation.T
     return dataclasses.replace(
         start,
-        xyz=xyz - xyz.mean(0),
+        xyz=result.xyz @ fit.deformation.T,
         rw=fit.rw,
         scale=fit.scale,
         zoom=fit.zoom,
