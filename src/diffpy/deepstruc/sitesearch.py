@@ -825,18 +825,22 @@ def site_search(
     def bic(rw, changes):
         return weight * np.square(rw) + penalty * np.asarray(changes)
 
+    # the start as fitted, and with fit_strain with a strain fitted too
+    # (once for both rules), at the cost of STRAIN_PARAMETERS more
+    # parameters
     rw = search.refit()
-    begin = search.state()
-    best = None
-    # with fit_strain each rule also with a strain, from the one fitted
-    # to the start, at the cost of STRAIN_PARAMETERS more parameters
+    begins = {False: (search.state(), rw)}
     descents = [(rule, False) for rule in RULES]
     if fit_strain:
+        search.fit_strain = search.strain_stale = True
+        rw = search.refit(strain=True)
+        begins[True] = (search.state(), rw)
         descents += [(rule, True) for rule in RULES]
+    best = None
     for k, (rule, strained) in enumerate(descents):
+        begin, start_rw = begins[strained]
         search.restore(begin)
-        search.fit_strain = search.strain_stale = strained
-        start_rw = search.refit(strain=True) if strained else rw
+        search.fit_strain = strained
         path = [SearchStep("start", 0, 0, len(search.order), start_rw)]
         rng = np.random.default_rng([seed, k])
         per_atom = rule == "per atom"
