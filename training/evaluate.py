@@ -260,7 +260,8 @@ class Methods:
     shape_ids : numpy.ndarray
         Their shape ids.
     strain : bool
-        Whether ``solve`` refines a strain (its ``strain=``).
+        Whether ``propose``, ``mine`` and ``solve`` fit a strain (their
+        ``strain=``).
     """
 
     model: Path
@@ -379,7 +380,9 @@ def top_answer(method, gr, qmax, methods, data, params):
         }
         return answer, xyz * fit.zoom
     if method == "mine":
-        best = mine_library(gr, library=methods.library, **header)[0]
+        best = mine_library(
+            gr, library=methods.library, strain=methods.strain, **header
+        )[0]
     elif method == SOLVE:
         best = solve_structure(
             gr,
@@ -398,6 +401,7 @@ def top_answer(method, gr, qmax, methods, data, params):
             n_samples=methods.n_samples,
             seed=methods.seed,
             snap=method == "propose",
+            strain=methods.strain,
             **header,
         )[0]
     reference = best.nearest_reference
@@ -753,8 +757,8 @@ def evaluate(
     solve : bool
         Run ``solve`` on the random split too.
     strain : bool
-        Run ``solve`` with ``strain=True`` (and fit the truth with a
-        strain for its ΔRw).
+        Run ``propose``, ``mine`` and ``solve`` with ``strain=True`` (and
+        fit the truth with a strain for its ΔRw).
     out : str or pathlib.Path, optional
         Report folder (default: the model folder).
     metadata_path : str or pathlib.Path, optional
@@ -937,7 +941,9 @@ def main(argv=None):
         help="also run solve on the random split (~8 s per PDF)",
     )
     parser.add_argument(
-        "--strain", action="store_true", help="solve with strain=True"
+        "--strain",
+        action="store_true",
+        help="propose, mine and solve with strain=True",
     )
     parser.add_argument("--out", help="report folder (default: model)")
     add_metadata_option(parser)

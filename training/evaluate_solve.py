@@ -338,7 +338,8 @@ class Setup:
         to it (their ``library=``; None: their defaults), ``mine`` fits
         it.
     strain : bool
-        Whether ``solve`` refines a strain (its ``strain=``).
+        Whether ``propose``, ``mine`` and ``solve`` fit a strain (their
+        ``strain=``).
     """
 
     model: Path
@@ -595,16 +596,25 @@ def top_candidate(method: str, gr, header: dict, setup: Setup, part: str):
     """
     library = setup.libraries[part][method]
     if method == "mine":
-        return mine_library(gr, library=library, progress=False, **header)[0]
-    options = {"model": setup.model, "seed": setup.seed, **header}
+        return mine_library(
+            gr,
+            library=library,
+            progress=False,
+            strain=setup.strain,
+            **header,
+        )[0]
+    options = {
+        "model": setup.model,
+        "seed": setup.seed,
+        "strain": setup.strain,
+        **header,
+    }
     if library is not None:
         options["library"] = library
     if method == "propose":
         return propose_structures(gr, n_samples=setup.n_samples, **options)[0]
     if method == "solve":
-        return solver()(
-            gr, max_atoms=MAX_ATOMS[part], strain=setup.strain, **options
-        )[0]
+        return solver()(gr, max_atoms=MAX_ATOMS[part], **options)[0]
     raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
 
 
@@ -1004,8 +1014,8 @@ def evaluate(
     geometry_model : str or pathlib.Path, optional
         Model folder of the geometry split (see the module description).
     strain : bool
-        Run ``solve`` with ``strain=True`` (and fit the truth with a
-        strain for its ΔRw).
+        Run ``propose``, ``mine`` and ``solve`` with ``strain=True`` (and
+        fit the truth with a strain for its ΔRw).
     out : str or pathlib.Path, optional
         Report folder (default: the folder of the model run).
     metadata_path : str or pathlib.Path, optional
@@ -1256,7 +1266,9 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--strain", action="store_true", help="solve with strain=True"
+        "--strain",
+        action="store_true",
+        help="propose, mine and solve with strain=True",
     )
     parser.add_argument("--out", help="report folder (default: model)")
     add_metadata_option(parser)

@@ -98,10 +98,11 @@ class Candidate:
         after each (:class:`diffpy.deepstruc.sitesearch.SearchStep`);
         empty for the others.
     strain : numpy.ndarray or None
-        For a solved candidate whose search kept a strain (``solve``
-        with ``strain=True``), the traceless symmetric strain (3x3, in
-        the frame of ``xyz``, already applied to it) of its sites against
-        its family's ideal sites; None for the others.
+        For a candidate fitted with a strain that the data support
+        (``strain=True`` of ``propose``, ``mine`` and ``solve``;
+        :mod:`diffpy.deepstruc.strain`), the traceless symmetric strain
+        (3x3, in the frame of ``xyz``, already applied to it); None for
+        the others.
     """
 
     xyz: np.ndarray

@@ -17,6 +17,7 @@ of the cluster's frame.
 """
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 
@@ -37,6 +38,9 @@ ZOOM_SCAN = np.linspace(0.97, 1.03, 7)
 QDAMP_BOUNDS = (0.0, 0.1)
 #: qdamp (Å⁻¹) that sets the unit of the variable refined for it.
 QDAMP_UNIT = 0.04
+#: Parameters of a strain (a traceless symmetric tensor), for the
+#: information criterion (`bic_weights`).
+STRAIN_PARAMETERS = 5
 #: Bound of each refined component of the traceless strain.
 STRAIN_BOUND = 0.1
 #: Uniaxial strains scanned along each direction of STRAIN_AXES.
@@ -173,6 +177,47 @@ def scale_and_rw(g_obs: np.ndarray, g_calc: np.ndarray):
     residual = g_obs - scale[..., None] * g_calc
     rw = np.sqrt(np.sum(residual**2, axis=-1) / np.sum(g_obs**2))
     return scale, rw
+
+
+def effective_points(r: np.ndarray, qmax: float) -> float:
+    """Independent values of a PDF over r: ``(r_max - r_min) Qmax / pi``.
+
+    The Nyquist-Shannon count of a G(r) band-limited by Qmax (at least
+    2).  ``weight Rw^2`` of `bic_weights` is about this large when the
+    misfit is noise only.
+    """
+    return max((r[-1] - r[0]) * qmax / math.pi, 2.0)
+
+
+def bic_weights(
+    r: np.ndarray, g: np.ndarray, qmax: float, noise: float
+) -> tuple[float, float]:
+    """The two weights of the Bayesian information criterion of a fit.
+
+    ``BIC = weight Rw^2 + penalty k`` for ``k`` free parameters (or
+    changed sites): ``Rw^2 sum(G^2) / sigma^2`` is the chi-square of the
+    ``n`` data points, counted over the ``n_eff = (r_max - r_min) Qmax /
+    pi`` independent values that they hold (`effective_points`), and
+    ``ln(n_eff)`` is the cost of each parameter.
+
+    Parameters
+    ----------
+    r, g : numpy.ndarray
+        The fitted data.
+    qmax : float
+        Qmax of the data in Å⁻¹.
+    noise : float
+        Standard deviation of the noise of G; a floor of 1e-6 of the
+        largest ``|G|`` stands in for noise-free data.
+
+    Returns
+    -------
+    weight, penalty : float
+    """
+    n_eff = effective_points(r, qmax)
+    sigma2 = max(noise, 1e-6 * float(np.abs(g).max())) ** 2
+    weight = n_eff * float(g @ g) / (len(g) * sigma2)
+    return weight, math.log(n_eff)
 
 
 def fit_cluster(

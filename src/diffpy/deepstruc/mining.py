@@ -78,6 +78,7 @@ from diffpy.deepstruc.pdfdata import (
     load_pdf,
 )
 from diffpy.deepstruc.plausibility import rank_candidates
+from diffpy.deepstruc.strain import refit_strained
 
 #: Zooms (relative to the estimated d) of the screening.
 SCREEN_ZOOMS = tuple(float(z) for z in np.linspace(0.98, 1.02, 9))
@@ -473,6 +474,7 @@ def mine_library(
     fit_range: tuple[float, float] = FIT_RANGE,
     progress: Progress | bool | None = None,
     noise: float | None = None,
+    strain: bool = False,
 ) -> list[Candidate]:
     """Fit every cluster of a library to a PDF, best fit first.
 
@@ -507,6 +509,11 @@ def mine_library(
         Standard deviation of the noise of G, for the type weights; by
         default estimated from the high-r part of the data
         (:func:`diffpy.deepstruc.confidence.noise_level`).
+    strain : bool
+        Refit the best of the ``top`` clusters with a homogeneous strain
+        too, kept where the data support it
+        (:func:`diffpy.deepstruc.strain.refit_strained`), for particles
+        strained unevenly.
 
     Returns
     -------
@@ -554,8 +561,14 @@ def mine_library(
     candidates = library_candidates(
         mined.fits, library, symbol, (r, g), params
     )
-    if mined.type_rw:
-        weigh_types(candidates, mined.type_rw, params, noise)
+    type_rw = dict(mined.type_rw)
+    if strain:
+        candidates = refit_strained(candidates, noise=noise)
+        for c in candidates:
+            if c.type in type_rw:
+                type_rw[c.type] = min(c.rw, type_rw[c.type])
+    if type_rw:
+        weigh_types(candidates, type_rw, params, noise)
     return rank_candidates(candidates, top)
 
 

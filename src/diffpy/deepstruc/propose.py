@@ -38,7 +38,10 @@ The pipeline of :func:`propose_structures`:
    re-stacked with every sequence of their layers and the best
    re-stackings fitted too (``source="restacked"``,
    :mod:`diffpy.deepstruc.restacking`);
-8. the fitted candidates are ranked by Rw and get their plausibility
+8. with ``strain=True``, the best distinct candidates are refitted with
+   a homogeneous strain too, kept where the data support it
+   (:func:`diffpy.deepstruc.strain.refit_strained`);
+9. the fitted candidates are ranked by Rw and get their plausibility
    flags, with a
    :class:`~diffpy.deepstruc.plausibility.FitQualityWarning` when even
    the best fits poorly (:mod:`diffpy.deepstruc.plausibility`).
@@ -89,6 +92,7 @@ from diffpy.deepstruc.plausibility import (
     rank_candidates,
 )
 from diffpy.deepstruc.restacking import restack_best
+from diffpy.deepstruc.strain import refit_strained
 
 #: Multiples of the prior standard deviation that latent points are drawn
 #: at (as in the DeepStruc paper).
@@ -269,6 +273,7 @@ def propose_structures(
     library=None,
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
+    strain: bool = False,
 ) -> list[Candidate]:
     """Propose nanoparticle structures for a PDF, best fit first.
 
@@ -309,6 +314,11 @@ def propose_structures(
         Standard deviation of the noise of G, for the type weights; by
         default estimated from the high-r part of the data
         (:func:`diffpy.deepstruc.confidence.noise_level`).
+    strain : bool
+        Refit the best candidates with a homogeneous strain too, kept
+        where the data support it
+        (:func:`diffpy.deepstruc.strain.refit_strained`), for particles
+        strained unevenly; it costs time.
 
     Returns
     -------
@@ -348,6 +358,7 @@ def propose_structures(
         library=library,
         fit_range=fit_range,
         noise=noise,
+        strain=strain,
     )
     if str(model) != AUTO:
         return _propose(pdf, load_model(model), **options)
@@ -379,6 +390,7 @@ def _propose(
     library,
     fit_range,
     noise,
+    strain,
 ) -> list[Candidate]:
     """:func:`propose_structures` with one model, on loaded data."""
     params = instrument_parameters(pdf, net.metadata["pdf_parameters"])
@@ -441,6 +453,8 @@ def _propose(
     candidates += shapes
     if model_library(net) == "stacking":
         candidates += restack_best(candidates, r, g, params)
+    if strain:
+        candidates = refit_strained(candidates, noise=noise)
     for candidate in candidates:
         candidate.model = net.name
         if candidate.source != "library":

@@ -80,6 +80,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
@@ -87,7 +88,13 @@ from typing import Callable
 import numpy as np
 
 from diffpy.deepstruc.debye import DebyeParameters, IncrementalPDF
-from diffpy.deepstruc.fitting import QDAMP_BOUNDS, fit_cluster
+from diffpy.deepstruc.fitting import (
+    QDAMP_BOUNDS,
+    STRAIN_PARAMETERS,
+    bic_weights,
+    effective_points,
+    fit_cluster,
+)
 
 __all__ = [
     "FAMILIES",
@@ -152,9 +159,6 @@ KICK_ATOMS = 3
 #: qdamp steps (Å⁻¹) around the last fitted qdamp over which the moves
 #: are scored when qdamp is refined, each move by its best.
 QDAMP_STEPS = (-0.016, -0.008, -0.004, 0.0, 0.004, 0.008, 0.016)
-#: Parameters of a strain (a traceless symmetric tensor), for the
-#: information criterion.
-STRAIN_PARAMETERS = 5
 #: Facet normals closer than this (cosine) are one facet.
 FACET_COSINE = 0.999
 #: Atoms within this distance (units of d) of a facet plane are on it.
@@ -750,6 +754,7 @@ def site_search(
     kicks: int = KICKS,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> SearchResult:
     """Search the occupied sites of a family that fit the data best.
 
@@ -792,6 +797,10 @@ def site_search(
     progress : callable, optional
         Called as ``progress(moves, max_moves)`` after each accepted move
         (the moves of each rule's search counted from 0).
+    stop : threading.Event, optional
+        Shared by the searches of one PDF: set when a search's misfit is
+        down to the noise (no other can then fit significantly better),
+        and the searches that see it set end after their current move.
 
     Returns
     -------
@@ -816,28 +825,40 @@ def site_search(
     search = _Search(
         sites, occupied, unit, family, (r, g), params, uiso, fit_qdamp
     )
-    n_eff = max((r[-1] - r[0]) * params.qmax / math.pi, 2.0)
-    sigma2 = max(noise, 1e-6 * np.abs(g).max()) ** 2
-    weight = n_eff * float(g @ g) / (len(g) * sigma2)
-    penalty = math.log(n_eff)
+    weight, penalty = bic_weights(r, g, params.qmax, noise)
+    n_eff = effective_points(r, params.qmax)
     limit = max_atoms or math.inf
 
     def bic(rw, changes):
         return weight * np.square(rw) + penalty * np.asarray(changes)
+
+    def settled(rw: float) -> bool:
+        """Whether the misfit is down to the noise, or another search's."""
+        if weight * rw**2 <= n_eff and stop is not None:
+            stop.set()
+        return weight * rw**2 <= n_eff or (stop is not None and stop.is_set())
 
     # the start as fitted, and with fit_strain with a strain fitted too
     # (once for both rules), at the cost of STRAIN_PARAMETERS more
     # parameters
     rw = search.refit()
     begins = {False: (search.state(), rw)}
-    descents = [(rule, False) for rule in RULES]
+    descents = [(k, rule, False) for k, rule in enumerate(RULES)]
     if fit_strain:
         search.fit_strain = search.strain_stale = True
         rw = search.refit(strain=True)
         begins[True] = (search.state(), rw)
-        descents += [(rule, True) for rule in RULES]
+        descents += [
+            (k + len(RULES), rule, True) for k, rule in enumerate(RULES)
+        ]
+    # the descents from the start that fits better first (stable: the
+    # rules in their order)
+    descents.sort(
+        key=lambda descent: bic(begins[descent[2]][1], 0)
+        + penalty * STRAIN_PARAMETERS * descent[2]
+    )
     best = None
-    for k, (rule, strained) in enumerate(descents):
+    for k, rule, strained in descents:
         begin, start_rw = begins[strained]
         search.restore(begin)
         search.fit_strain = strained
@@ -845,11 +866,22 @@ def site_search(
         rng = np.random.default_rng([seed, k])
         per_atom = rule == "per atom"
         score = _search(
-            search, bic, limit, path, max_moves, per_atom, kicks, rng, progress
+            search,
+            bic,
+            settled,
+            limit,
+            path,
+            max_moves,
+            per_atom,
+            kicks,
+            rng,
+            progress,
         )
         score += penalty * STRAIN_PARAMETERS * strained
         if best is None or score < best[0]:
             best = (score, search.state(), path)
+        if settled(path[-1].rw):
+            break
     _, state, path = best
     search.restore(state)
     xyz = search.xyz
@@ -878,17 +910,29 @@ def _traceless_stretch(frame: np.ndarray) -> np.ndarray:
 
 
 def _search(
-    search, bic, limit, path, max_moves, per_atom, kicks, rng, progress
+    search,
+    bic,
+    settled,
+    limit,
+    path,
+    max_moves,
+    per_atom,
+    kicks,
+    rng,
+    progress,
 ) -> float:
     """A descent and its kicks (iterated local search); return the BIC.
 
     Each kick is a random change (`_kick`) followed by a new descent,
     kept when it ends lower.  The accepted steps are appended to
     ``path``, whose first step is the state the search starts from.
+    ``settled(rw)`` ends the search (see `site_search`).
     """
-    score = _descend(search, bic, limit, path, max_moves, per_atom, progress)
+    score = _descend(
+        search, bic, settled, limit, path, max_moves, per_atom, progress
+    )
     for _ in range(kicks):
-        if len(path) > max_moves:
+        if len(path) > max_moves or settled(path[-1].rw):
             break
         saved = search.state()
         kick = _kick(search, rng, limit)
@@ -898,7 +942,7 @@ def _search(
         rw = search.refit()
         trial = [SearchStep("kick", *kick, len(search.order), rw)]
         left = max_moves - len(path)
-        new = _descend(search, bic, limit, trial, left, per_atom)
+        new = _descend(search, bic, settled, limit, trial, left, per_atom)
         if new < score:
             score = new
             path += trial
@@ -910,18 +954,23 @@ def _search(
 
 
 def _descend(
-    search, bic, limit, path, max_moves, per_atom, progress=None
+    search, bic, settled, limit, path, max_moves, per_atom, progress=None
 ) -> float:
     """Apply the best move while one lowers the BIC; return the BIC.
 
     The best move is the one that lowers the BIC most, per atom changed
     with ``per_atom`` (`_steepest`).  The accepted steps are appended to
     ``path``, whose first step is the state the descent starts from.
+    The descent ends early when ``settled(rw)``.
     """
     rw = path[-1].rw
     score = bic(rw, search.changes)
     since_refit = 0
-    while len(path) <= max_moves and not _stalled(path):
+    while (
+        len(path) <= max_moves
+        and not _stalled(path)
+        and not settled(path[-1].rw)
+    ):
         options = _singles(search, bic, limit) + _layers(search, bic, limit)
         best = _steepest(options, score, per_atom)
         if best is None and not since_refit:
@@ -942,7 +991,7 @@ def _descend(
             search.strain_stale = search.fit_strain
             since_refit += 1
         if move == "refit" or since_refit == REFIT_EVERY:
-            rw = search.refit(strain=move == "refit")
+            rw = search.refit(strain=True)
             since_refit = 0
         else:
             rw = search.rw()

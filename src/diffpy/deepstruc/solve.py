@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +38,7 @@ from diffpy.deepstruc.sitesearch import (
     family_of,
     site_search,
 )
+from diffpy.deepstruc.strain import unstrained_xyz
 
 __all__ = ["N_STARTS", "solve_structure"]
 
@@ -112,8 +114,10 @@ def solve_structure(
     n_starts : int
         Best proposals of a known structure family that are searched.
     strain : bool
-        Refine a homogeneous strain of the searched structures too
-        (``fit_strain`` of
+        Refit the proposals with a homogeneous strain too
+        (:func:`diffpy.deepstruc.strain.refit_strained`), so that the
+        starts are picked by their strained fits, and refine a strain of
+        the searched structures (``fit_strain`` of
         :func:`diffpy.deepstruc.sitesearch.site_search`), for particles
         strained unevenly; it costs time.
     fit_range : tuple of float
@@ -168,6 +172,7 @@ def solve_structure(
             library=library,
             top=max(top, N_PROPOSALS),
             seed=seed,
+            strain=strain,
             **common,
         )
         if max_atoms > DECODER_MAX_ATOMS:
@@ -176,6 +181,7 @@ def solve_structure(
                 library="large",
                 top=LARGE_STARTS,
                 progress=False,
+                strain=strain,
                 **common,
             )
             proposals += [c for c in mined if c.n_atoms <= max_atoms]
@@ -194,11 +200,14 @@ def solve_structure(
     else:
         report = _text_progress(len(starts)) if progress else None
 
+    # set when a search is down to the noise: the others then end
+    settled = threading.Event()
+
     def solve(k: int, start: Candidate) -> Candidate | None:
         moves = None if report is None else (lambda m, _: report(k, m))
         try:
             result = site_search(
-                start.xyz,
+                unstrained_xyz(start),
                 family_of(start.type),
                 start.r,
                 start.gobs,
@@ -215,6 +224,7 @@ def solve_structure(
                     else MAX_MOVES
                 ),
                 progress=moves,
+                stop=settled,
             )
         except OffSitesError:
             return None  # a decode that does not sit on its family's sites
