@@ -249,6 +249,28 @@ def test_search_with_strain_leaves_an_unstrained_particle_unstrained():
     assert result.strain is None or np.abs(result.strain).max() < 1e-3
 
 
+def test_a_search_down_to_the_noise_ends_the_others():
+    import threading
+
+    from ase.cluster import Octahedron
+
+    truth = Octahedron("Pt", 5, cutoff=1, latticeconstant=A_FCC)
+    start = Octahedron("Pt", 5, cutoff=0, latticeconstant=A_FCC)
+    g = _data(truth.get_positions(), noise=0.01, seed=2)
+    stop = threading.Event()
+    alone = site_search(start.get_positions(), "fcc", R, g, PARAMS)
+    found = site_search(
+        start.get_positions(), "fcc", R, g, PARAMS, noise=0.01, stop=stop
+    )
+    assert stop.is_set()
+    assert _same_shape(found.xyz, truth.get_positions())
+    assert _same_shape(alone.xyz, truth.get_positions())
+    # a search that sees the event set ends before its first move
+    other = site_search(start.get_positions(), "fcc", R, g, PARAMS, stop=stop)
+    assert [step.move for step in other.path] == ["start"]
+    assert len(other.xyz) == len(start)
+
+
 def test_steepest_per_atom_or_in_all():
     # (score, move, added, removed): a layer of 6 atoms lowers the score
     # most in all, a single atom most per atom changed

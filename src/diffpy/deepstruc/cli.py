@@ -223,6 +223,7 @@ def _propose(args) -> int:
         snap=not args.no_snap,
         fit_range=(args.rmin, args.rmax),
         noise=args.noise,
+        strain=args.strain,
         command=args.command_line,
         scheduler=args.scheduler,
         series_key=args.series_key,
@@ -241,13 +242,13 @@ def _solve(args) -> int:
         seed=args.seed,
         max_atoms=args.max_atoms,
         n_starts=args.starts,
-        strain=args.strain,
         qmax=args.qmax,
         qmin=args.qmin,
         qdamp=args.qdamp,
         element=args.element,
         fit_range=(args.rmin, args.rmax),
         noise=args.noise,
+        strain=args.strain,
         command=args.command_line,
         scheduler=args.scheduler,
         series_key=args.series_key,
@@ -269,6 +270,7 @@ def _mine(args) -> int:
         element=args.element,
         fit_range=(args.rmin, args.rmax),
         noise=args.noise,
+        strain=args.strain,
         command=args.command_line,
         scheduler=args.scheduler,
         series_key=args.series_key,
@@ -355,6 +357,12 @@ def _add_fit_options(parser, *, example: bool = False, top: int = 10) -> None:
         help="standard deviation of the noise of G in Å⁻², for the type "
         "weights (default: estimated from the fit residual beyond the "
         "particle)",
+    )
+    parser.add_argument(
+        "--strain",
+        action="store_true",
+        help="fit a homogeneous strain of the particles too, kept where "
+        "the data support it (slower), for particles strained unevenly",
     )
 
 
@@ -511,12 +519,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=3,
         help="best proposals of a known structure family searched",
-    )
-    solve.add_argument(
-        "--strain",
-        action="store_true",
-        help="refine a homogeneous strain of the particle too (slower), "
-        "for particles strained unevenly",
     )
     solve.set_defaults(run=_solve)
 

@@ -161,6 +161,7 @@ def run_propose(
     snap: bool = True,
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
+    strain: bool = False,
     command: str | None = None,
     scheduler: str | None = None,
     client=None,
@@ -188,6 +189,9 @@ def run_propose(
     noise : float, optional
         Standard deviation of the noise of G, for the type weights; by
         default estimated from the data.
+    strain : bool
+        Refit the best candidates with a homogeneous strain too
+        (:func:`diffpy.deepstruc.strain.refit_strained`).
     command : str, optional
         The command line that asked for the run, recorded in
         ``run.json``; by default the Python call.
@@ -228,6 +232,7 @@ def run_propose(
         snap=snap,
         fit_range=fit_range,
         noise=noise,
+        strain=strain,
         element=element,
         qmax=qmax,
         qmin=qmin,
@@ -256,13 +261,13 @@ def run_solve(
     seed: int = 0,
     max_atoms: int = 200,
     n_starts: int = 3,
-    strain: bool = False,
     qmax: float | None = None,
     qmin: float | None = None,
     qdamp: float | None = None,
     element: str | None = None,
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
+    strain: bool = False,
     command: str | None = None,
     scheduler: str | None = None,
     client=None,
@@ -281,7 +286,8 @@ def run_solve(
     fit_range, noise, command, scheduler, client, series_key
         As for :func:`run_propose`.
     max_atoms, n_starts, strain
-        Passed to :func:`diffpy.deepstruc.solve.solve_structure`.
+        Passed to :func:`diffpy.deepstruc.solve.solve_structure`
+        (``strain`` refits the proposals and searches with a strain).
 
     Returns
     -------
@@ -303,9 +309,9 @@ def run_solve(
         seed=seed,
         max_atoms=max_atoms,
         n_starts=n_starts,
-        strain=strain,
         fit_range=fit_range,
         noise=noise,
+        strain=strain,
         element=element,
         qmax=qmax,
         qmin=qmin,
@@ -390,6 +396,7 @@ def run_mine(
     element: str | None = None,
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
+    strain: bool = False,
     command: str | None = None,
     scheduler: str | None = None,
     client=None,
@@ -404,7 +411,7 @@ def run_mine(
     ----------
     data, output, force, top, qmax, qmin, qdamp, element, fit_range, noise
         As for :func:`run_propose`.
-    command, scheduler, client, series_key
+    strain, command, scheduler, client, series_key
         As for :func:`run_propose`.
     library : str or os.PathLike
         ``"mmnp"``, ``"large"``, a folder of structure files or an ASE
@@ -433,6 +440,7 @@ def run_mine(
         top=top,
         fit_range=fit_range,
         noise=noise,
+        strain=strain,
         element=element,
         qmax=qmax,
         qmin=qmin,

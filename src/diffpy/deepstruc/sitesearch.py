@@ -826,7 +826,11 @@ def site_search(
         sites, occupied, unit, family, (r, g), params, uiso, fit_qdamp
     )
     weight, penalty = bic_weights(r, g, params.qmax, noise)
-    n_eff = effective_points(r, params.qmax)
+    # weight Rw^2 of a misfit of white noise alone: n_eff, give or take
+    # 2 standard deviations of the chi-square of the len(g) points
+    noise_level = effective_points(r, params.qmax) * (
+        1 + 2 * math.sqrt(2 / len(g))
+    )
     limit = max_atoms or math.inf
 
     def bic(rw, changes):
@@ -834,9 +838,11 @@ def site_search(
 
     def settled(rw: float) -> bool:
         """Whether the misfit is down to the noise, or another search's."""
-        if weight * rw**2 <= n_eff and stop is not None:
+        if weight * rw**2 <= noise_level and stop is not None:
             stop.set()
-        return weight * rw**2 <= n_eff or (stop is not None and stop.is_set())
+        return weight * rw**2 <= noise_level or (
+            stop is not None and stop.is_set()
+        )
 
     # the start as fitted, and with fit_strain with a strain fitted too
     # (once for both rules), at the cost of STRAIN_PARAMETERS more
