@@ -47,10 +47,11 @@ too: each rule descends once more from the start with a homogeneous
 strain of the sites fitted to it (from a scan of uniaxial strains,
 :func:`~diffpy.deepstruc.fitting.fit_cluster`), refitted whenever no
 move helps; the four results are compared by the criterion below, the
-strained ones with ``STRAIN_PARAMETERS`` more parameters.  Without a
-strain, a search trades atoms for the misfit of a strained particle;
-with one fitted to a start of the wrong shape, it may strain an
-unstrained particle, hence both.
+strained ones with ``STRAIN_PARAMETERS`` more parameters, and the
+descents from the start that fits better go first.  Without a strain,
+a search trades atoms for the misfit of a strained particle; with one
+fitted to a start of the wrong shape, it may strain an unstrained
+particle, hence both.
 
 When no move helps, ``KICKS`` random changes (a facet layer or
 ``KICK_ATOMS`` atoms added or removed) are each followed by a new
@@ -58,7 +59,11 @@ descent, and the result is kept when it ends lower (an iterated local
 search), to leave local minima.
 
 A descent also stops when its last ``STALL_MOVES`` moves lowered Rw by
-less than ``STALL_GAIN`` (1 %) of it.
+less than ``STALL_GAIN`` (1 %) of it, and the whole search as soon as
+a descent leaves its misfit below the noise (the first term of the
+criterion below two standard deviations under the chi-square of white
+noise; ``SearchResult.settled``): no other structure could then fit
+significantly better.  On clean data that is the exact structure.
 
 A move is accepted when it lowers the Bayesian information criterion
 
@@ -80,7 +85,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
@@ -217,6 +221,9 @@ class SearchResult:
         The traceless symmetric strain (3x3) of the final structure
         against its family's ideal sites, in the frame of ``xyz``; None
         when it was searched without one (``fit_strain``).
+    settled : bool
+        Whether the search ended because its misfit was below the
+        noise (see :func:`site_search`).
     """
 
     xyz: np.ndarray
@@ -225,6 +232,7 @@ class SearchResult:
     params: DebyeParameters
     path: list[SearchStep] = field(default_factory=list)
     strain: np.ndarray | None = None
+    settled: bool = False
 
     @property
     def added(self) -> int:
@@ -754,7 +762,7 @@ def site_search(
     kicks: int = KICKS,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
-    stop: threading.Event | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> SearchResult:
     """Search the occupied sites of a family that fit the data best.
 
@@ -797,10 +805,9 @@ def site_search(
     progress : callable, optional
         Called as ``progress(moves, max_moves)`` after each accepted move
         (the moves of each rule's search counted from 0).
-    stop : threading.Event, optional
-        Shared by the searches of one PDF: set when a search's misfit is
-        down to the noise (no other can then fit significantly better),
-        and the searches that see it set end after their current move.
+    stop : callable, optional
+        Called before every move; the search ends when it returns True
+        (for a search whose result is no longer needed).
 
     Returns
     -------
@@ -826,10 +833,11 @@ def site_search(
         sites, occupied, unit, family, (r, g), params, uiso, fit_qdamp
     )
     weight, penalty = bic_weights(r, g, params.qmax, noise)
-    # weight Rw^2 of a misfit of white noise alone: n_eff, give or take
-    # 2 standard deviations of the chi-square of the len(g) points
+    # weight Rw^2 of a misfit of white noise alone is n_eff, give or take
+    # 2 standard deviations of the chi-square of the len(g) points: a
+    # misfit below that range is settled
     noise_level = effective_points(r, params.qmax) * (
-        1 + 2 * math.sqrt(2 / len(g))
+        1 - 2 * math.sqrt(2 / len(g))
     )
     limit = max_atoms or math.inf
 
@@ -837,12 +845,12 @@ def site_search(
         return weight * np.square(rw) + penalty * np.asarray(changes)
 
     def settled(rw: float) -> bool:
-        """Whether the misfit is down to the noise, or another search's."""
-        if weight * rw**2 <= noise_level and stop is not None:
-            stop.set()
-        return weight * rw**2 <= noise_level or (
-            stop is not None and stop.is_set()
-        )
+        """Whether the misfit ``rw`` of a finished descent is below the
+        noise."""
+        return weight * rw**2 <= noise_level
+
+    def stopped() -> bool:
+        return stop is not None and stop()
 
     # the start as fitted, and with fit_strain with a strain fitted too
     # (once for both rules), at the cost of STRAIN_PARAMETERS more
@@ -874,7 +882,7 @@ def site_search(
         score = _search(
             search,
             bic,
-            settled,
+            (settled, stopped),
             limit,
             path,
             max_moves,
@@ -886,7 +894,7 @@ def site_search(
         score += penalty * STRAIN_PARAMETERS * strained
         if best is None or score < best[0]:
             best = (score, search.state(), path)
-        if settled(path[-1].rw):
+        if settled(path[-1].rw) or stopped():
             break
     _, state, path = best
     search.restore(state)
@@ -898,6 +906,7 @@ def site_search(
         search.params,
         path,
         _traceless_stretch(search.frame) if search.strained else None,
+        settled(path[-1].rw),
     )
 
 
@@ -918,7 +927,7 @@ def _traceless_stretch(frame: np.ndarray) -> np.ndarray:
 def _search(
     search,
     bic,
-    settled,
+    ends,
     limit,
     path,
     max_moves,
@@ -932,13 +941,16 @@ def _search(
     Each kick is a random change (`_kick`) followed by a new descent,
     kept when it ends lower.  The accepted steps are appended to
     ``path``, whose first step is the state the search starts from.
-    ``settled(rw)`` ends the search (see `site_search`).
+    ``ends`` is ``(settled, stopped)``: no kick follows a descent that
+    ends ``settled(rw)``, and ``stopped()`` ends the search (see
+    `site_search`).
     """
+    settled, stopped = ends
     score = _descend(
-        search, bic, settled, limit, path, max_moves, per_atom, progress
+        search, bic, stopped, limit, path, max_moves, per_atom, progress
     )
     for _ in range(kicks):
-        if len(path) > max_moves or settled(path[-1].rw):
+        if len(path) > max_moves or settled(path[-1].rw) or stopped():
             break
         saved = search.state()
         kick = _kick(search, rng, limit)
@@ -948,7 +960,7 @@ def _search(
         rw = search.refit()
         trial = [SearchStep("kick", *kick, len(search.order), rw)]
         left = max_moves - len(path)
-        new = _descend(search, bic, settled, limit, trial, left, per_atom)
+        new = _descend(search, bic, stopped, limit, trial, left, per_atom)
         if new < score:
             score = new
             path += trial
@@ -960,23 +972,19 @@ def _search(
 
 
 def _descend(
-    search, bic, settled, limit, path, max_moves, per_atom, progress=None
+    search, bic, stopped, limit, path, max_moves, per_atom, progress=None
 ) -> float:
     """Apply the best move while one lowers the BIC; return the BIC.
 
     The best move is the one that lowers the BIC most, per atom changed
     with ``per_atom`` (`_steepest`).  The accepted steps are appended to
     ``path``, whose first step is the state the descent starts from.
-    The descent ends early when ``settled(rw)``.
+    It ends early when ``stopped()``.
     """
     rw = path[-1].rw
     score = bic(rw, search.changes)
     since_refit = 0
-    while (
-        len(path) <= max_moves
-        and not _stalled(path)
-        and not settled(path[-1].rw)
-    ):
+    while len(path) <= max_moves and not _stalled(path) and not stopped():
         options = _singles(search, bic, limit) + _layers(search, bic, limit)
         best = _steepest(options, score, per_atom)
         if best is None and not since_refit:
@@ -997,7 +1005,7 @@ def _descend(
             search.strain_stale = search.fit_strain
             since_refit += 1
         if move == "refit" or since_refit == REFIT_EVERY:
-            rw = search.refit(strain=True)
+            rw = search.refit(strain=move == "refit")
             since_refit = 0
         else:
             rw = search.rw()

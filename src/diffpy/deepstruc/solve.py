@@ -8,9 +8,12 @@ training library's best shapes) and, when particles beyond the decoder's
 searched on the sites of their family
 (:func:`diffpy.deepstruc.sitesearch.site_search`): atoms added and
 removed one at a time or a facet layer at a time, while the data
-support them.  The searched structures (``source="solved"``, with the path of
-their search) are ranked with every proposal by Rw, so the answer is
-never worse than what ``propose`` found.
+support them.  A search whose misfit comes below the noise
+(:attr:`~diffpy.deepstruc.sitesearch.SearchResult.settled`) ends those
+of the starts ranked after it, whose results are dropped.  The searched
+structures (``source="solved"``, with the path of their search) are
+ranked with every proposal by Rw, so the answer is never worse than what
+``propose`` found.
 """
 
 from __future__ import annotations
@@ -200,8 +203,12 @@ def solve_structure(
     else:
         report = _text_progress(len(starts)) if progress else None
 
-    # set when a search is down to the noise: the others then end
-    settled = threading.Event()
+    # the first start (in rank order) whose search settled, its misfit
+    # below the noise: the searches of the later starts are no longer
+    # needed and end, and their results are dropped whenever they
+    # finished, so that the result does not depend on the threads' timing
+    first_settled = [len(starts)]
+    lock = threading.Lock()
 
     def solve(k: int, start: Candidate) -> Candidate | None:
         moves = None if report is None else (lambda m, _: report(k, m))
@@ -224,17 +231,19 @@ def solve_structure(
                     else MAX_MOVES
                 ),
                 progress=moves,
-                stop=settled,
+                stop=lambda: first_settled[0] < k,
             )
         except OffSitesError:
             return None  # a decode that does not sit on its family's sites
+        if result.settled:
+            with lock:
+                first_settled[0] = min(first_settled[0], k)
         return _solved(start, result, fit_qdamp)
 
     # numpy releases the GIL in the heavy parts of the searches
     with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
-        solved = [
-            c for c in threads.map(solve, range(len(starts)), starts) if c
-        ]
+        results = list(threads.map(solve, range(len(starts)), starts))
+    solved = [c for c in results[: first_settled[0] + 1] if c]
     if report is not None:
         sys.stderr.write("\n")
     candidates = proposals + solved
