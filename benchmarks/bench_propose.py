@@ -19,7 +19,6 @@ import time
 
 from common import cpu_counts
 
-
 #: Keywords of propose_structures of each setting.
 SETTINGS = {
     "search": {},

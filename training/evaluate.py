@@ -423,15 +423,14 @@ def truth_rw(truth, r, g, params, strain: bool = False) -> dict:
 
     ``rw_true`` with scale, zoom and Uiso fitted at the assumed qdamp;
     ``rw_true_qdamp`` with qdamp refined too, as :data:`QDAMP_METHODS`
-    do, and with ``strain`` a strain too (as ``solve`` with
-    ``strain=True`` does).
+    do; both with ``strain`` a strain too (as the methods with
+    ``strain=True`` fit theirs).
     """
-    refined = fit_cluster(
-        truth, r, g, params, fit_qdamp=True, fit_strain=strain
-    )
     return {
-        "rw_true": fit_cluster(truth, r, g, params).rw,
-        "rw_true_qdamp": refined.rw,
+        "rw_true": fit_cluster(truth, r, g, params, fit_strain=strain).rw,
+        "rw_true_qdamp": fit_cluster(
+            truth, r, g, params, fit_qdamp=True, fit_strain=strain
+        ).rw,
     }
 
 
