@@ -72,6 +72,8 @@ def refit_strained(
     best = candidates[order[0]]
     if noise is None:
         noise = white_noise(best.r, best.gobs, best.params.qmax)
+    # the candidates of one PDF share its data
+    weight, penalty = bic_weights(best.r, best.gobs, best.params.qmax, noise)
 
     def refit(candidate: Candidate) -> Candidate:
         fit = fit_cluster(
@@ -82,9 +84,6 @@ def refit_strained(
             zoom=1.0,
             uiso=candidate.uiso,
             fit_strain=True,
-        )
-        weight, penalty = bic_weights(
-            candidate.r, candidate.gobs, candidate.params.qmax, noise
         )
         gain = weight * (candidate.rw**2 - fit.rw**2)
         if gain <= penalty * STRAIN_PARAMETERS:
