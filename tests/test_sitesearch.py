@@ -11,6 +11,7 @@ from diffpy.deepstruc.sitesearch import (
     DEFAULT_NEIGHBOUR_CUTOFF,
     FAMILIES,
     NEIGHBOUR_CUTOFF,
+    STACKED,
     _steepest,
     align,
     facet_normals,
@@ -80,8 +81,9 @@ def test_template_centre_has_its_family_coordination(family, coordination):
 def test_every_mmnp_type_has_a_family():
     from diffpy.deepstruc.clusters import CLUSTER_TYPES
 
-    assert {family_of(t) for t in CLUSTER_TYPES} == set(FAMILIES)
-    assert family_of("faulted") is None
+    assert {family_of(t) for t in CLUSTER_TYPES} == set(FAMILIES) - {STACKED}
+    assert family_of("faulted") == STACKED
+    assert family_of("amorphous") is None
     with pytest.raises(ValueError, match="Unknown structure family"):
         template("amorphous", 3.0)
 
@@ -110,6 +112,48 @@ def test_align_puts_every_atom_of_a_rotated_cluster_on_a_site(family, size):
     assert _same_shape(sites[occupied] * unit, xyz)
     # the pool reaches beyond the cluster
     assert len(sites) > 2 * len(xyz)
+
+
+def _faulted(sequence="ABACBAC", outline="truncated-4-6"):
+    from diffpy.deepstruc.stacking import build_particle
+
+    return build_particle(sequence, outline) * D
+
+
+def test_align_puts_a_rotated_faulted_particle_on_its_own_layers():
+    from diffpy.deepstruc.stacking import stacking_sequence
+
+    xyz = _rotated(_faulted(), seed=5)
+    sites, occupied, unit, matched = align(xyz, STACKED)
+    assert matched == 1.0
+    assert len(occupied) == len(xyz)
+    assert unit == pytest.approx(D)
+    assert _same_shape(sites[occupied] * unit, xyz)
+    # the layers are normal to z, at least three more (the pool's 3 d)
+    # on each side of the seven
+    levels = np.round(sites[:, 2] / np.sqrt(2 / 3), 6)
+    heights = np.unique(levels)
+    assert np.allclose(np.diff(heights), 1.0)
+    inside = np.unique(levels[occupied])
+    assert len(inside) == 7
+    assert heights[0] <= inside[0] - 3 and heights[-1] >= inside[-1] + 3
+    assert stacking_sequence(sites[occupied]).abc == "ABACBAC"
+    # not close-packed: nothing placed
+    cube = np.array(list(itertools.product(range(3), repeat=3))) * D
+    assert align(cube, STACKED)[3] == 0.0
+
+
+def test_search_adds_the_missing_layer_of_a_faulted_particle():
+    from diffpy.deepstruc.stacking import stacking_layers, stacking_sequence
+
+    truth = _rotated(_faulted(), seed=2)
+    layers = stacking_layers(truth)
+    start = truth[layers.layer > 0]  # less the h layer at one end
+    assert stacking_sequence(start).abc == "ABACBA"
+    result = site_search(start, STACKED, R, _data(truth), PARAMS)
+    assert _same_shape(result.xyz, truth)
+    assert stacking_sequence(result.xyz).abc == "ABACBAC"
+    assert result.added == len(truth) - len(start)
 
 
 def test_search_recovers_a_truncated_octahedron_from_the_full_one():

@@ -147,3 +147,35 @@ def test_the_solver_entry_point_solves(outside):
     best = solver.solve(path, n_starts=1, top=1)[0]
     assert best.source == "solved" and best.n_atoms == len(truth)
     assert len(best.structure) == len(truth)
+
+
+def test_solve_grows_a_faulted_particle_that_no_library_holds():
+    # ABACBAC is held out of the library that propose snaps to, as in
+    # the sequence-disjoint evaluation: its six-layer neighbours are the
+    # nearest proposals, and the stacked search adds the seventh layer
+    from diffpy.deepstruc.libraries import Library, load_library
+    from diffpy.deepstruc.stacking import build_particle
+
+    full = load_library("stacking")
+    held_out = Library(
+        "stacking less ABACBAC",
+        tuple(e for e in full if e.label.split()[1] != "ABACBAC"),
+    )
+    assert len(held_out) < len(full)
+    truth = build_particle("ABACBAC", "truncated-4-6") * 2.77
+    params = DebyeParameters(qmax=24.0, qdamp=0.04, biso=0.4)
+    gr = simulate_pdf(truth, params=params)
+    solved = solve_structure(
+        gr,
+        model="stacking",
+        library=held_out,
+        qmax=24.0,
+        qdamp=0.04,
+        element="Pt",
+        top=3,
+    )
+    best = solved[0]
+    assert best.source in ("solved", "restacked")
+    assert best.stacking.abc == "ABACBAC"
+    assert best.n_atoms == len(truth)
+    assert best.rw < 0.01

@@ -36,8 +36,12 @@ they have):
 Every method runs on the same PDFs (:data:`METHODS`): ``propose``
 (:func:`diffpy.deepstruc.propose_structures`, snapping to the part's
 library), ``propose_nosnap`` (``snap=False``: no library particles among
-the candidates) and ``mine``
-(:func:`diffpy.deepstruc.mining.mine_library` over the part's library).
+the candidates), ``mine``
+(:func:`diffpy.deepstruc.mining.mine_library` over the part's library)
+and, with ``--solve``, ``solve``
+(:func:`diffpy.deepstruc.solve_structure` with the part's model and
+library: site searches from the best proposals; it refines qdamp, and
+its ΔRw is taken against the truth fitted with qdamp refined too).
 The top candidate is compared with the truth: **sequence**, the
 canonical ABC sequence that
 :func:`~diffpy.deepstruc.stacking.stacking_sequence` finds in it equals
@@ -74,13 +78,14 @@ from scipy.spatial.distance import pdist
 from tqdm import tqdm
 
 from diffpy.deepstruc.debye import DebyeParameters
-from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster
+from diffpy.deepstruc.fitting import FIT_RANGE
 from diffpy.deepstruc.libraries import Library, load_library
 from diffpy.deepstruc.matching import matched_errors
 from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.pdfdata import instrument_parameters, load_pdf
 from diffpy.deepstruc.plausibility import FitQualityWarning
 from diffpy.deepstruc.propose import propose_structures
+from diffpy.deepstruc.solve import solve_structure
 from diffpy.deepstruc.stacking import (
     KINDS,
     LAYER_SPACING,
@@ -104,12 +109,15 @@ from training.evaluate import (
     ELEMENT,
     QMIN,
     REPO_ROOT,
+    SOLVE,
     TestCase,
     _commit,
     _stats,
     add_metadata_option,
+    delta_rw,
     metadata_target,
     store_metrics,
+    truth_rw,
 )
 
 #: Nearest-neighbour distances (Å) of close-packed metals at room
@@ -335,6 +343,14 @@ def top_candidate(method: str, gr, qmax: float, setup: Setup):
         return mine_library(
             gr, library=setup.library, progress=False, **header
         )[0]
+    if method == SOLVE:
+        return solve_structure(
+            gr,
+            model=setup.model,
+            library=setup.library,
+            seed=setup.seed,
+            **header,
+        )[0]
     snap = method == "propose"
     return propose_structures(
         gr,
@@ -393,7 +409,7 @@ def evaluate_case(case: TestCase, setup: Setup, names=METHODS) -> dict:
         "n_atoms": len(truth),
         "d": case.d,
         **case.conditions,
-        "rw_true": fit_cluster(truth, pdf.r[inside], pdf.g[inside], params).rw,
+        **truth_rw(truth, pdf.r[inside], pdf.g[inside], params),
         "methods": {},
     }
     for name in names:
@@ -407,7 +423,7 @@ def evaluate_case(case: TestCase, setup: Setup, names=METHODS) -> dict:
             "source": best.source,
             "label": best.label,
             "seconds": time.perf_counter() - start,
-            "delta_rw": best.rw - row["rw_true"],
+            "delta_rw": delta_rw(name, best.rw, row),
             **_scores(found, stacking),
             "count": best.n_atoms == row["n_atoms"],
         }
@@ -579,6 +595,7 @@ def evaluate(
     seed=0,
     n_samples=1000,
     parts=PARTS,
+    solve=False,
     out=None,
     figure=None,
     metadata_path=None,
@@ -601,6 +618,8 @@ def evaluate(
         Prior samples of ``propose``.
     parts : sequence of str
         Parts of :data:`PARTS` to run.
+    solve : bool
+        Run ``solve`` too.
     out : str or pathlib.Path, optional
         Report folder (default: the model folder).
     figure : str or pathlib.Path, optional
@@ -615,6 +634,7 @@ def evaluate(
         The summary (the report without the per-PDF ``cases``).
     """
     start = time.perf_counter()
+    names = (*METHODS, SOLVE) if solve else METHODS
     model_dir = Path(model_dir).expanduser()
     metadata = json.loads((model_dir / "metadata.json").read_text())
     report = {
@@ -635,6 +655,7 @@ def evaluate(
             "seed": seed,
             "per_class": n_per_class,
             "parts": list(parts),
+            "methods": list(names),
             "sequence_model": (
                 _home_relative(sequence_model)
                 if sequence_model and "sequence" in parts
@@ -655,10 +676,10 @@ def evaluate(
         else:
             particles = per_class(indices, n_per_class, rng)
         rows = [
-            evaluate_case(case, setup)
+            evaluate_case(case, setup, names)
             for case in tqdm(draw_cases(particles, rng), desc=part)
         ]
-        report[part] = part_report(rows)
+        report[part] = part_report(rows, names)
         cases += [{"part": part, **row} for row in rows]
         if part == "sequence":
             sequence_meta = json.loads(
@@ -693,6 +714,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS)
+    parser.add_argument(
+        "--solve",
+        action="store_true",
+        help="also run solve (site searches from the proposals)",
+    )
     parser.add_argument("--out", help="report folder (default: model)")
     parser.add_argument(
         "--figure",
@@ -715,6 +741,7 @@ def main(argv=None):
             seed=args.seed,
             n_samples=args.samples,
             parts=args.parts,
+            solve=args.solve,
             out=args.out,
             figure=args.figure,
             metadata_path=metadata_target(args),

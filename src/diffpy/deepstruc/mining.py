@@ -549,27 +549,79 @@ def mine_library(
     symbol = element_of(pdf, element)
     library = load_library(library)
     r, g, params, d = fit_data(pdf, fit_range)
-    mined = fit_shapes(
+    candidates, type_rw = mined_candidates(
         library,
-        r,
-        g,
+        (r, g),
         params,
         d,
+        symbol,
         top=top,
+        strain=strain,
+        noise=noise,
         progress=_progress_callback(progress, library),
     )
-    candidates = library_candidates(
-        mined.fits, library, symbol, (r, g), params
-    )
+    if type_rw:
+        weigh_types(candidates, type_rw, params, noise)
+    return rank_candidates(candidates, top)
+
+
+def mined_candidates(
+    library: Library,
+    data: tuple[np.ndarray, np.ndarray],
+    params: DebyeParameters,
+    d: float,
+    element: str,
+    *,
+    top: int,
+    strain: bool = False,
+    noise: float | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[Candidate], dict[str, float]]:
+    """The candidates that mining a library gives, not yet ranked.
+
+    What :func:`mine_library` ranks, and what ``propose`` ranks with its
+    decodes, so that ``propose`` never ranks a worse fit first than
+    mining the same library does.
+
+    Parameters
+    ----------
+    library : Library
+        The clusters mined.
+    data : tuple of numpy.ndarray
+        The fitted ``(r, g)``.
+    params : DebyeParameters
+        Instrument parameters; Uiso is fitted.
+    d : float
+        Nearest-neighbour distance (Å) that the clusters are scaled to.
+    element : str
+        Element of the atoms.
+    top : int
+        Number of fits kept (:func:`fit_shapes`).
+    strain : bool
+        Refit the best with a homogeneous strain too
+        (:func:`diffpy.deepstruc.strain.refit_strained`).
+    noise : float, optional
+        Standard deviation of the noise of G, for the strained refits.
+    progress : callable, optional
+        As for :func:`fit_shapes`.
+
+    Returns
+    -------
+    candidates : list of Candidate
+        ``source="library"``, in no particular order.
+    type_rw : dict
+        Least Rw of each structure type (:attr:`MinedShapes.type_rw`),
+        lowered by the strained refits.
+    """
+    mined = fit_shapes(library, *data, params, d, top=top, progress=progress)
+    candidates = library_candidates(mined.fits, library, element, data, params)
     type_rw = dict(mined.type_rw)
     if strain:
         candidates = refit_strained(candidates, noise=noise)
         for c in candidates:
             if c.type in type_rw:
                 type_rw[c.type] = min(c.rw, type_rw[c.type])
-    if type_rw:
-        weigh_types(candidates, type_rw, params, noise)
-    return rank_candidates(candidates, top)
+    return candidates, type_rw
 
 
 def library_candidates(

@@ -24,23 +24,25 @@ The pipeline of :func:`propose_structures`:
    structures with the same atom count and fingerprint are merged
    (:func:`distinct_structures`), as are near-duplicates
    (:func:`diffpy.deepstruc.plausibility.distinct_geometries`), and the
-   best are fitted with scale, zoom and Uiso
+   best :data:`DECODE_FITS` are fitted with scale, zoom and Uiso
    (:func:`diffpy.deepstruc.fitting.fit_cluster`); unless
-   ``snap=False``, the 197 shapes of the training library have been mined
-   with the same fitter first (:func:`training_shapes`): the best
-   :data:`SNAP_FITS` join the decodes (``source="library"``), decodes
-   that are near-duplicates of them are left out, and as many fewer
-   decodes are fitted, so that the candidates are ``top`` plus
-   :data:`~diffpy.deepstruc.fitting.EXTRA_FITS` in all; the mined shapes
+   ``snap=False``, the shapes of the training library have been mined
+   first, exactly as :func:`~diffpy.deepstruc.mining.mine_library` mines
+   them with the same ``top`` and ``strain`` (:func:`training_shapes`):
+   the mined candidates join the decodes (``source="library"``), so
+   that the best candidate never fits worse than mining's best, decodes
+   that are near-duplicates of them are left out, and the mined shapes
    also give the structure-type weights
    (:mod:`diffpy.deepstruc.confidence`);
 7. for the stacking model, the best two close-packed candidates are
    re-stacked with every sequence of their layers and the best
    re-stackings fitted too (``source="restacked"``,
    :mod:`diffpy.deepstruc.restacking`);
-8. with ``strain=True``, the best distinct candidates are refitted with
-   a homogeneous strain too, kept where the data support it
-   (:func:`diffpy.deepstruc.strain.refit_strained`);
+8. with ``strain=True``, the decodes and re-stackings among the best
+   distinct candidates are refitted with a homogeneous strain too, kept
+   where the data support it
+   (:func:`diffpy.deepstruc.strain.refit_strained`; the mined shapes
+   were refitted in step 6);
 9. the fitted candidates are ranked by Rw and get their plausibility
    flags, with a
    :class:`~diffpy.deepstruc.plausibility.FitQualityWarning` when even
@@ -79,7 +81,7 @@ from diffpy.deepstruc.fitting import (
 )
 from diffpy.deepstruc.libraries import load_library
 from diffpy.deepstruc.matching import FINGERPRINT_U, fingerprints, nn_distance
-from diffpy.deepstruc.mining import fit_shapes, library_candidates
+from diffpy.deepstruc.mining import mined_candidates
 from diffpy.deepstruc.model import available_models, load_model
 from diffpy.deepstruc.pdfdata import (
     element_of,
@@ -110,8 +112,9 @@ N_SCREEN = 48
 N_REFINE = 4
 #: Screened structures checked for near-duplicates, per fitted candidate.
 DUPLICATE_POOL = 3
-#: Best-fitting shapes of the training library ranked with the decodes.
-SNAP_FITS = 4
+#: Distinct decodes fitted with scale, zoom and Uiso (at most ``top``
+#: plus :data:`~diffpy.deepstruc.fitting.EXTRA_FITS`).
+DECODE_FITS = 8
 #: The ``model`` that runs every shipped model.
 AUTO = "auto"
 
@@ -401,7 +404,16 @@ def _propose(
     shapes, type_rw = [], {}
     if snap:
         shapes, type_rw = training_shapes(
-            net, library, (r, g), params, d, element, (mean, sigma)
+            net,
+            library,
+            (r, g),
+            params,
+            d,
+            element,
+            (mean, sigma),
+            top=top,
+            strain=strain,
+            noise=noise,
         )
     rng = np.random.default_rng(seed)
     grid, step = search_grid(net.latent_map)
@@ -420,7 +432,7 @@ def _propose(
         )
         pool.sort(key=lambda entry: entry.rw)
     pool = [pool[i] for i in distinct_structures([e.xyz for e in pool])]
-    n_fits = max(top + EXTRA_FITS - len(shapes), EXTRA_FITS)
+    n_fits = min(DECODE_FITS, top + EXTRA_FITS)
     pool = pool[: DUPLICATE_POOL * n_fits]
     # decodes that repeat a library shape are left to it (unit d both)
     known = [c.xyz / (d * c.zoom) for c in shapes]
@@ -450,11 +462,11 @@ def _propose(
         )
         for entry, cluster, fit in zip(chosen, clusters, fits)
     ]
-    candidates += shapes
     if model_library(net) == "stacking":
-        candidates += restack_best(candidates, r, g, params)
+        candidates += restack_best(candidates + shapes, r, g, params)
     if strain:
-        candidates = refit_strained(candidates, noise=noise)
+        candidates = refit_strained(candidates, noise=noise, rivals=shapes)
+    candidates += shapes
     for candidate in candidates:
         candidate.model = net.name
         if candidate.source != "library":
@@ -502,13 +514,17 @@ def decode_type(candidate: Candidate, library: str) -> str:
     return candidate.nearest_reference.type
 
 
-def training_shapes(net, library, data, params, d, element, prior):
+def training_shapes(
+    net, library, data, params, d, element, prior, *, top, strain, noise
+):
     """The best-fitting shapes of a library, as candidates.
 
     The shapes of ``library`` (by default the model's own,
-    :func:`model_library`) are mined
-    (:func:`diffpy.deepstruc.mining.fit_shapes`) and the best
-    :data:`SNAP_FITS` returned with ``source="library"``; each gets the
+    :func:`model_library`) are mined as
+    :func:`~diffpy.deepstruc.mining.mine_library` mines them, with the
+    same ``top``, ``strain`` and ``noise``
+    (:func:`diffpy.deepstruc.mining.mined_candidates`), and returned with
+    ``source="library"``; each gets the
     mean latent point of the model's training structures of the same
     label (NaN when none was in training) and its distance from the
     prior ``(mean, sigma)``.  The least Rw of each structure type in the
@@ -516,9 +532,16 @@ def training_shapes(net, library, data, params, d, element, prior):
     """
     own = load_library(model_library(net))
     shapes = own if library is None else load_library(library)
-    mined = fit_shapes(shapes, *data, params, d, top=SNAP_FITS)
-    fits = mined.fits
-    candidates = library_candidates(fits, shapes, element, data, params)
+    candidates, type_rw = mined_candidates(
+        shapes,
+        data,
+        params,
+        d,
+        element,
+        top=top,
+        strain=strain,
+        noise=noise,
+    )
     latent_map = net.latent_map
     known = np.asarray(latent_map["z"])
     labels = np.array([own[i].label for i in latent_map["shape_id"]])
@@ -531,4 +554,4 @@ def training_shapes(net, library, data, params, d, element, prior):
             candidate.latent = np.full(known.shape[1], np.nan)
         distance = (candidate.latent - mean) / sigma
         candidate.sigma = float(np.linalg.norm(distance))
-    return candidates, dict(mined.type_rw)
+    return candidates, type_rw

@@ -8,7 +8,12 @@ those of every smaller cluster of the family (Marks decahedra and
 truncated forms included).  :func:`align` finds the rotation, shift and
 scale that put the candidate's atoms on template sites
 (:func:`template` gives the sites); the sites within a few
-nearest-neighbour distances of the candidate form the pool.
+nearest-neighbour distances of the candidate form the pool.  A
+close-packed particle of any stacking (the ``"stacked"`` family of the
+stacking model's ``faulted`` class) is placed on its own layers instead:
+each a triangular lattice at its registry, with more layers beyond its
+ends (:func:`stacked_template`), so that the search grows and trims it
+layer by layer and within its layers, keeping its stacking.
 
 :func:`site_search` then changes which pool sites are occupied, one
 move at a time: of all moves below, the one that lowers the criterion
@@ -109,6 +114,7 @@ __all__ = [
     "facet_normals",
     "family_of",
     "site_search",
+    "stacked_template",
     "template",
 ]
 
@@ -121,7 +127,12 @@ FAMILIES = {
     "hcp": ("hcp",),
     "icosahedral": ("icosahedral",),
     "decahedral": ("decahedral",),
+    "stacked": ("faulted",),
 }
+#: The family whose sites are a candidate's own close-packed layers.
+STACKED = "stacked"
+#: Layers of a stacked template beyond the candidate's, on each side.
+EXTRA_LAYERS = 4
 #: Sites closer than this (units of d) are first neighbours, which
 #: :func:`align` matches; bcc's second neighbours lie at 1.155 d.
 NEIGHBOUR_CUTOFF = {"bcc": 1.08}
@@ -400,7 +411,8 @@ def align(xyz: np.ndarray, family: str):
     xyz : numpy.ndarray
         ``(n_atoms, 3)`` coordinates in Å.
     family : str
-        One of ``FAMILIES``.
+        One of ``FAMILIES``; for ``"stacked"`` the template is the
+        cluster's own layers (:func:`stacked_template`).
 
     Returns
     -------
@@ -418,6 +430,8 @@ def align(xyz: np.ndarray, family: str):
     from scipy.spatial import cKDTree
 
     xyz = np.asarray(xyz, dtype=float)
+    if family == STACKED:
+        return _align_stacked(xyz)
     d = _nn_distance(xyz) if len(xyz) > 1 else 1.0
     unit_xyz = (xyz - xyz.mean(0)) / d
     cutoff = NEIGHBOUR_CUTOFF.get(family, DEFAULT_NEIGHBOUR_CUTOFF)
@@ -459,17 +473,102 @@ def align(xyz: np.ndarray, family: str):
         placed = scale * placed @ rotation.T + shift
         distance, index = tree.query(placed)
         hit = distance < MATCH_TOLERANCE
-    occupied = np.unique(index[hit])
+    pool, occupied, matched = _pool(sites, index[hit], len(xyz))
+    return pool, occupied, d / scale, matched
+
+
+def _pool(sites: np.ndarray, hits: np.ndarray, n_atoms: int):
+    """The sites near the matched ones, the matched ones among them
+    and the fraction of ``n_atoms`` matched (see :func:`align`)."""
+    occupied = np.unique(hits)
     centre = sites[occupied].mean(0) if len(occupied) else np.zeros(3)
     reach = np.linalg.norm(sites[occupied] - centre, axis=1).max(initial=0)
     keep = np.linalg.norm(sites - centre, axis=1) <= reach + POOL_MARGIN
     renumber = np.cumsum(keep) - 1
-    return (
-        sites[keep],
-        renumber[occupied],
-        d / scale,
-        float(len(occupied) / len(xyz)),
+    return sites[keep], renumber[occupied], float(len(occupied) / n_atoms)
+
+
+def stacked_template(xyz: np.ndarray):
+    """Sites of a close-packed cluster's own layers, and of more.
+
+    The layers, their registries and the lattice step come from
+    :func:`diffpy.deepstruc.stacking.stacking_layers`.  Each layer is a
+    triangular lattice of spacing d at its registry, wide enough for
+    ``POOL_MARGIN`` beyond the cluster; :data:`EXTRA_LAYERS` more layers
+    on each side continue the last stacking step (fcc-like, so that a
+    layer added to an hcp end starts a fault; ``solve`` re-stacks the
+    result, which tries the other registry).
+
+    Parameters
+    ----------
+    xyz : numpy.ndarray
+        ``(n_atoms, 3)`` coordinates in Å.
+
+    Returns
+    -------
+    sites : numpy.ndarray or None
+        ``(n_sites, 3)`` in units of d, in a frame whose z axis is the
+        layer normal and whose x axis is a lattice row; None when the
+        cluster is not close-packed.
+    unit_xyz : numpy.ndarray
+        The cluster in that frame and unit.
+    d : float
+        The nearest-neighbour distance (Å), the unit.
+    """
+    from diffpy.deepstruc.stacking import LAYER_SPACING, stacking_layers
+
+    layers = stacking_layers(xyz)
+    if layers is None:
+        return None, None, 0.0
+    axis = np.asarray(layers.stacking.axis)
+    step = layers.step
+    d = math.sqrt(3.0) * float(np.linalg.norm(step))
+    # a lattice row lies 30 degrees from the step between registries
+    row = math.cos(math.pi / 6) * step - math.sin(math.pi / 6) * np.cross(
+        axis, step
     )
+    row /= np.linalg.norm(row)
+    frame = np.array([row, np.cross(axis, row), axis])
+    unit_xyz = (xyz - xyz.mean(0)) @ frame.T / d
+    cell = np.array([[1.0, 0.0], [0.5, math.sqrt(3.0) / 2]])
+    shift = cell.sum(0) / 3.0  # one registry step, in the frame
+    registry = list(layers.registry)
+    for _ in range(EXTRA_LAYERS):
+        registry.append((2 * registry[-1] - registry[-2]) % 3)
+        registry.insert(0, (2 * registry[0] - registry[1]) % 3)
+    registry = np.array(registry)
+    # heights of equally spaced layers, and the in-plane origin of the
+    # lattice (a circular mean of the atoms' offsets from it)
+    k = layers.layer
+    base = float(np.mean(unit_xyz[:, 2] - k * LAYER_SPACING))
+    plane = unit_xyz[:, :2] - np.outer(registry[k + EXTRA_LAYERS], shift)
+    frac = plane @ np.linalg.inv(cell)
+    phase = np.exp(2j * np.pi * frac).mean(0)
+    origin = (np.angle(phase) / (2 * np.pi)) @ cell
+    radius = np.linalg.norm(plane - origin, axis=1).max() + POOL_MARGIN + 2
+    reach = int(math.ceil(radius / cell[1, 1])) + 1
+    n = np.arange(-reach, reach + 1)
+    lattice = np.stack(np.meshgrid(n, n), -1).reshape(-1, 2) @ cell
+    sites = []
+    for level, reg in enumerate(registry, start=-EXTRA_LAYERS):
+        points = lattice + origin + reg * shift
+        points = points[np.linalg.norm(points - origin, axis=1) <= radius]
+        height = np.full((len(points), 1), base + level * LAYER_SPACING)
+        sites.append(np.hstack([points, height]))
+    return np.vstack(sites), unit_xyz, d
+
+
+def _align_stacked(xyz: np.ndarray):
+    """:func:`align` for the ``"stacked"`` family."""
+    from scipy.spatial import cKDTree
+
+    sites, unit_xyz, d = stacked_template(xyz)
+    if sites is None:
+        return np.zeros((0, 3)), np.zeros(0, int), 1.0, 0.0
+    distance, index = cKDTree(sites).query(unit_xyz)
+    hits = index[distance < MATCH_TOLERANCE]
+    pool, occupied, matched = _pool(sites, hits, len(xyz))
+    return pool, occupied, d, matched
 
 
 class _Search:
@@ -690,7 +789,7 @@ def facet_normals(family: str) -> np.ndarray:
             for sign in itertools.product((1, -1), repeat=3)
         }
         normals = np.array(sorted(rows), dtype=float)
-    elif family == "hcp":
+    elif family in ("hcp", STACKED):
         angles = np.radians(np.arange(0, 360, 30))
         normals = np.column_stack(
             [np.cos(angles), np.sin(angles), np.zeros(len(angles))]

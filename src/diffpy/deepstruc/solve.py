@@ -8,7 +8,11 @@ training library's best shapes) and, when particles beyond the decoder's
 searched on the sites of their family
 (:func:`diffpy.deepstruc.sitesearch.site_search`): atoms added and
 removed one at a time or a facet layer at a time, while the data
-support them.  A search whose misfit comes below the noise
+support them.  The solutions from the stacking model's proposals are
+re-stacked with every sequence of their layers
+(:func:`diffpy.deepstruc.restacking.restack`): a layer that a search
+added continues the stacking one way, and faults show in the data only
+subtly.  A search whose misfit comes below the noise
 (:attr:`~diffpy.deepstruc.sitesearch.SearchResult.settled`) ends those
 of the starts ranked after it, whose results are dropped.  The searched
 structures (``source="solved"``, with the path of their search) are
@@ -35,6 +39,7 @@ from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.pdfdata import load_pdf
 from diffpy.deepstruc.plausibility import FitQualityWarning
 from diffpy.deepstruc.propose import propose_structures, ranked
+from diffpy.deepstruc.restacking import restack
 from diffpy.deepstruc.sitesearch import (
     MAX_MOVES,
     OffSitesError,
@@ -246,6 +251,14 @@ def solve_structure(
     solved = [c for c in results[: first_settled[0] + 1] if c]
     if report is not None:
         sys.stderr.write("\n")
+    # the stacking model's solutions with every sequence of their layers:
+    # a layer that the search added continued the stacking one way
+    solved += [
+        new
+        for c in solved
+        if c.model == "stacking"
+        for new in restack(c, c.r, c.gobs, c.params)
+    ]
     candidates = proposals + solved
     if best.type_rw:
         type_rw = dict(best.type_rw)

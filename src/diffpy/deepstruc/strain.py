@@ -40,6 +40,7 @@ def refit_strained(
     *,
     noise: float | None = None,
     n_refits: int = STRAIN_REFITS,
+    rivals: list[Candidate] = (),
 ) -> list[Candidate]:
     """The candidates, the best refitted with a homogeneous strain too.
 
@@ -53,6 +54,10 @@ def refit_strained(
         (:func:`diffpy.deepstruc.confidence.white_noise`).
     n_refits : int
         Best distinct candidates (by Rw) that are refitted.
+    rivals : list of Candidate
+        Candidates of the same PDF that were refitted already: they
+        take their places among the ``n_refits`` best but are not
+        refitted again.
 
     Returns
     -------
@@ -65,11 +70,12 @@ def refit_strained(
     """
     if not candidates:
         return []
-    order = sorted(range(len(candidates)), key=lambda i: candidates[i].rw)
+    every = list(candidates) + list(rivals)
+    order = sorted(range(len(every)), key=lambda i: every[i].rw)
     pool = order[: 3 * n_refits]
-    keep = distinct_geometries([candidates[i].xyz for i in pool])
-    chosen = [pool[k] for k in keep[:n_refits]]
-    best = candidates[order[0]]
+    keep = distinct_geometries([every[i].xyz for i in pool])
+    chosen = [pool[k] for k in keep[:n_refits] if pool[k] < len(candidates)]
+    best = every[order[0]]
     if noise is None:
         noise = white_noise(best.r, best.gobs, best.params.qmax)
     # the candidates of one PDF share its data
