@@ -63,6 +63,18 @@ def test_refits_only_the_best_distinct_candidates():
         assert new.rw < min(c.rw for c in plain[:2])
 
 
+def test_rivals_take_places_but_are_not_refitted():
+    truth = _shape("fcc 3-4-4")
+    gr = simulate_pdf(_strained(truth), R, params=PARAMS)
+    plain = mine_library(gr, element="Pt", top=6, **HEADER)
+    # the two best places go to the rivals: nothing left to refit
+    kept = refit_strained(plain[2:], n_refits=2, rivals=plain[:2])
+    assert [id(c) for c in kept] == [id(c) for c in plain[2:]]
+    # one place left: the best of the others is refitted
+    refitted = refit_strained(plain[1:], n_refits=2, rivals=plain[:1])
+    assert [c.strain is not None for c in refitted] == [True] + [False] * 4
+
+
 def test_unstrained_xyz_undoes_the_strain():
     truth = _shape("icosahedral 3")
     gr = simulate_pdf(_strained(truth), R, params=PARAMS)

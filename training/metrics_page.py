@@ -333,7 +333,55 @@ def _stacking_command(settings, name) -> str:
     words.append(f"--seed {settings['seed']}")
     if set(settings["parts"]) != set(STACKING_PARTS):
         words.append(f"--parts {' '.join(settings['parts'])}")
+    if "solve" in settings.get("methods", ()):
+        words.append("--solve")
     return " ".join([*words, "--write-metadata"])
+
+
+#: Targets of the stacking model (issue #11): per part, the score, its
+#: least value and whether it holds per class too; the random part's
+#: MAE (Å, count-matched) at most.
+STACKING_TARGETS = {
+    "random": ("sequence", 0.8, True),
+    "sequence": ("sequence", 0.5, False),
+    "varied": ("hc", 0.7, False),
+}
+STACKING_MAE_TARGET = 0.03
+
+
+def _stacking_targets(part, methods) -> list[str]:
+    """The stacking targets of a part beside each method's figures."""
+    key, least, per_class = STACKING_TARGETS[part]
+    what = "exact sequence" if key == "sequence" else "h/c sequence"
+    lines = [
+        f"Targets on this part: {what} of the top candidate ≥ "
+        f"{100 * least:g} %"
+        + (", per class" if per_class else "")
+        + (f", MAE ≤ {STACKING_MAE_TARGET:g} Å" if part == "random" else "")
+        + ":",
+        "",
+    ]
+    for method, m in methods.items():
+        summaries = [m["overall"]]
+        if per_class:
+            summaries += list(m["per_class"].values())
+        met = all(s[key] >= least for s in summaries)
+        worst = min(s[key] for s in summaries)
+        text = f"* {METHODS[method]}: {what} {_pct(m['overall'][key])} %"
+        if per_class:
+            text += f" (least class {_pct(worst)} %)"
+        if part == "random":
+            mae = [s["mae"]["mean"] for s in summaries if s["n_mae"]]
+            met = met and bool(mae) and max(mae) <= STACKING_MAE_TARGET
+            text += (
+                f", MAE {m['overall']['mae']['mean']:.3f} Å "
+                f"(largest class {max(mae):.3f} Å)"
+                if mae
+                else ", no count-matched PDF"
+            )
+        lines.append(f"{text}: {_verdict(met)};")
+    lines[-1] = lines[-1][:-1] + "."
+    return [*lines, ""]
 
 
 def _stacking(report, figure=None) -> list[str]:
@@ -378,10 +426,19 @@ def _stacking(report, figure=None) -> list[str]:
         "Methods, each judged by its top candidate: ``propose`` "
         f"({settings['n_samples']} prior samples, latent search, snapping "
         "to the part's library), ``propose`` with ``snap=False`` (no "
-        "library particles among the candidates) and ``mine`` "
-        "(``mine_library`` over the part's library).  "
-        "**Exact sequence**: the canonical stacking sequence found in the "
-        "top candidate (``stacking_sequence``) equals that found in the "
+        "library particles among the candidates)"
+        + (
+            ", ``mine`` (``mine_library`` over the part's library)"
+            " and ``solve`` (``solve_structure`` with the part's model "
+            "and library, :doc:`solve`: site searches from the best "
+            "proposals, faulted ones on their own layers, and the "
+            "solutions re-stacked; it refines qdamp, and so does the "
+            "truth's fit for its ΔRw)"
+            if "solve" in settings.get("methods", ())
+            else " and ``mine`` (``mine_library`` over the part's library)"
+        )
+        + ".  **Exact sequence**: the canonical stacking sequence found in "
+        "the top candidate (``stacking_sequence``) equals that found in the "
         "true particle (which also means the same h/c sequence up to "
         "reversal); **class**: fcc, hcp or faulted right; **no "
         "stacking**: no close-packed stacking found in the candidate "
@@ -441,6 +498,7 @@ def _stacking(report, figure=None) -> list[str]:
             + ".",
             "",
         ]
+        lines += _stacking_targets(part, methods)
     if figure:
         lines += [
             f".. figure:: {figure}",

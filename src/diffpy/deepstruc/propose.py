@@ -24,14 +24,16 @@ The pipeline of :func:`propose_structures`:
    structures with the same atom count and fingerprint are merged
    (:func:`distinct_structures`), as are near-duplicates
    (:func:`diffpy.deepstruc.plausibility.distinct_geometries`), and the
-   best :data:`DECODE_FITS` are fitted with scale, zoom and Uiso
+   best ``top`` plus :data:`~diffpy.deepstruc.fitting.EXTRA_FITS` are
+   fitted with scale, zoom and Uiso
    (:func:`diffpy.deepstruc.fitting.fit_cluster`); unless
    ``snap=False``, the shapes of the training library have been mined
    first, exactly as :func:`~diffpy.deepstruc.mining.mine_library` mines
    them with the same ``top`` and ``strain`` (:func:`training_shapes`):
    the mined candidates join the decodes (``source="library"``), so
    that the best candidate never fits worse than mining's best, decodes
-   that are near-duplicates of them are left out, and the mined shapes
+   that are near-duplicates of them are left out, at most
+   :data:`DECODE_FITS` decodes are fitted, and the mined shapes
    also give the structure-type weights
    (:mod:`diffpy.deepstruc.confidence`);
 7. for the stacking model, the best two close-packed candidates are
@@ -112,8 +114,9 @@ N_SCREEN = 48
 N_REFINE = 4
 #: Screened structures checked for near-duplicates, per fitted candidate.
 DUPLICATE_POOL = 3
-#: Distinct decodes fitted with scale, zoom and Uiso (at most ``top``
-#: plus :data:`~diffpy.deepstruc.fitting.EXTRA_FITS`).
+#: Distinct decodes fitted with scale, zoom and Uiso beside the mined
+#: library shapes (without snapping, ``top`` plus
+#: :data:`~diffpy.deepstruc.fitting.EXTRA_FITS`).
 DECODE_FITS = 8
 #: The ``model`` that runs every shipped model.
 AUTO = "auto"
@@ -432,7 +435,9 @@ def _propose(
         )
         pool.sort(key=lambda entry: entry.rw)
     pool = [pool[i] for i in distinct_structures([e.xyz for e in pool])]
-    n_fits = min(DECODE_FITS, top + EXTRA_FITS)
+    n_fits = top + EXTRA_FITS
+    if snap:
+        n_fits = min(n_fits, DECODE_FITS)
     pool = pool[: DUPLICATE_POOL * n_fits]
     # decodes that repeat a library shape are left to it (unit d both)
     known = [c.xyz / (d * c.zoom) for c in shapes]
