@@ -6,6 +6,7 @@ three test PDFs against a small library.  Skipped without the training
 extra or outside a clone of the repository.
 """
 
+import itertools
 import json
 import sys
 
@@ -167,3 +168,19 @@ def test_core_on_three_cases(tiny_model, tmp_path):
     assert "Stacking model" in page and ".. figure:: x.png" in page
     assert "--parts random" in page
     assert "Stacking model" not in render(mmnp)
+
+
+def test_aligned_mae_matches_a_turned_particle():
+    from scipy.spatial.transform import Rotation
+
+    from diffpy.deepstruc.matching import matched_errors
+    from diffpy.deepstruc.stacking import build_particle
+
+    truth = build_particle("ABACBAC", "truncated-4-6") * 2.77
+    turned = Rotation.random(random_state=1)
+    rng = np.random.default_rng(0)
+    xyz = turned.apply(truth)[rng.permutation(len(truth))] + 4.0
+    assert ev.aligned_mae(xyz, truth) < 1e-6
+    assert matched_errors(xyz, truth)[0] > 0.5
+    cube = np.array(list(itertools.product(range(3), repeat=3))) * 2.77
+    assert ev.aligned_mae(cube, cube) < 1e-9

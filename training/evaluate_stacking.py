@@ -53,8 +53,9 @@ canonical sequence fixes, so it equals **sequence** by construction;
 atoms; **ΔRw**, Rw of the top candidate minus Rw of the true particle
 fitted the same way (:func:`diffpy.deepstruc.fitting.fit_cluster`); and
 **MAE** (Å) after centring, optimal assignment and rotation over the
-count-matched PDFs only (:func:`diffpy.deepstruc.matching.matched_errors`,
-as in :mod:`training.evaluate`).
+count-matched PDFs only (:func:`aligned_mae`: the clusters are matched
+from their layer frames, since ``solve`` returns its particles in the
+frame of its search template).
 
 The report (every PDF's results and the summaries) goes to
 ``evaluation_stacking.json`` in ``--out`` (default: the model folder);
@@ -74,6 +75,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 from tqdm import tqdm
 
@@ -101,6 +103,7 @@ from diffpy.deepstruc.stacking import (
     disc,
     hc_sequence,
     polygon,
+    stacking_layers,
     stacking_particles,
     stacking_sequence,
 )
@@ -380,6 +383,36 @@ def _scores(found: Stacking | None, truth: Stacking) -> dict:
     }
 
 
+def aligned_mae(xyz: np.ndarray, truth: np.ndarray) -> float:
+    """MAE (Å) of a close-packed cluster against the truth, aligned.
+
+    :func:`diffpy.deepstruc.matching.matched_errors` finds the best match
+    only near the starting orientation, and ``solve`` returns its
+    particles in the frame of its search template.  So both are turned
+    into their layer frames
+    (:attr:`diffpy.deepstruc.stacking.StackingLayers.frame`), and the
+    match starts from whichever of the twelve turns of the cluster by
+    60 degrees about the layer normal, either way up, lies closest to the
+    truth (least mean distance of each atom to the nearest true one).
+    Clusters that are not close-packed are matched as they are.
+    """
+    xyz = np.asarray(xyz, float) - np.mean(xyz, 0)
+    truth = np.asarray(truth, float) - np.mean(truth, 0)
+    layers = [stacking_layers(x) for x in (xyz, truth)]
+    if None in layers:
+        return matched_errors(xyz, truth)[0]
+    xyz, truth = xyz @ layers[0].frame.T, truth @ layers[1].frame.T
+    tree = cKDTree(truth)
+    starts = []
+    for angle in np.radians(np.arange(0, 360, 60)):
+        c, s = np.cos(angle), np.sin(angle)
+        turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        for flip in (np.eye(3), np.diag([1.0, -1.0, -1.0])):
+            starts.append(xyz @ (flip @ turn).T)
+    best = min(starts, key=lambda start: tree.query(start)[0].mean())
+    return matched_errors(best, truth)[0]
+
+
 def evaluate_case(case: TestCase, setup: Setup, names=METHODS) -> dict:
     """Run the methods ``names`` on one test PDF; compare with the truth.
 
@@ -428,7 +461,7 @@ def evaluate_case(case: TestCase, setup: Setup, names=METHODS) -> dict:
             "count": best.n_atoms == row["n_atoms"],
         }
         if answer["count"]:
-            answer["mae"] = matched_errors(best.xyz, truth)[0]
+            answer["mae"] = aligned_mae(best.xyz, truth)
         row["methods"][name] = answer
     return row
 

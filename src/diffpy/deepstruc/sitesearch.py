@@ -494,7 +494,7 @@ def stacked_template(xyz: np.ndarray):
     The layers, their registries and the lattice step come from
     :func:`diffpy.deepstruc.stacking.stacking_layers`.  Each layer is a
     triangular lattice of spacing d at its registry, wide enough for
-    ``POOL_MARGIN`` beyond the cluster; :data:`EXTRA_LAYERS` more layers
+    ``POOL_MARGIN`` beyond the cluster; ``EXTRA_LAYERS`` (4) more layers
     on each side continue the last stacking step (fcc-like, so that a
     layer added to an hcp end starts a fault; ``solve`` re-stacks the
     result, which tries the other registry).
@@ -520,16 +520,8 @@ def stacked_template(xyz: np.ndarray):
     layers = stacking_layers(xyz)
     if layers is None:
         return None, None, 0.0
-    axis = np.asarray(layers.stacking.axis)
-    step = layers.step
-    d = math.sqrt(3.0) * float(np.linalg.norm(step))
-    # a lattice row lies 30 degrees from the step between registries
-    row = math.cos(math.pi / 6) * step - math.sin(math.pi / 6) * np.cross(
-        axis, step
-    )
-    row /= np.linalg.norm(row)
-    frame = np.array([row, np.cross(axis, row), axis])
-    unit_xyz = (xyz - xyz.mean(0)) @ frame.T / d
+    d = math.sqrt(3.0) * float(np.linalg.norm(layers.step))
+    unit_xyz = (xyz - xyz.mean(0)) @ layers.frame.T / d
     cell = np.array([[1.0, 0.0], [0.5, math.sqrt(3.0) / 2]])
     shift = cell.sum(0) / 3.0  # one registry step, in the frame
     registry = list(layers.registry)

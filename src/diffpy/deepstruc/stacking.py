@@ -675,6 +675,22 @@ class StackingLayers:
     registry: np.ndarray
     step: np.ndarray
 
+    @property
+    def frame(self) -> np.ndarray:
+        """The rotation into the frame of the layers.
+
+        Its rows are a lattice row, the in-plane normal to it and the
+        layer normal: ``xyz @ frame.T`` puts the layers normal to z and
+        a row along x.
+        """
+        axis = np.asarray(self.stacking.axis)
+        # a lattice row lies 30 degrees from the step between registries
+        row = math.cos(math.pi / 6) * self.step - math.sin(
+            math.pi / 6
+        ) * np.cross(axis, self.step)
+        row /= np.linalg.norm(row)
+        return np.array([row, np.cross(axis, row), axis])
+
 
 def _stacking_along(xyz, axis, pairs, tolerance) -> StackingLayers | None:
     """The layers of ``xyz`` (units of d) along ``axis``, or None."""
