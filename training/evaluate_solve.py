@@ -109,7 +109,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 from tqdm import tqdm
 
@@ -130,7 +129,7 @@ from diffpy.deepstruc.libraries import (
     load_library,
     unit_cluster,
 )
-from diffpy.deepstruc.matching import matched_errors, nn_distance
+from diffpy.deepstruc.matching import nn_distance
 from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.pdfdata import instrument_parameters, load_pdf
 from diffpy.deepstruc.plausibility import FitQualityWarning
@@ -147,7 +146,12 @@ from training.evaluate import (
     store_metrics,
     truth_rw,
 )
-from training.evaluate_stacking import D_SPREAD, METAL_D, _model_info
+from training.evaluate_stacking import (
+    D_SPREAD,
+    METAL_D,
+    _model_info,
+    nearest_start_mae,
+)
 
 #: Nearest-neighbour distances (Å) of bcc metals at room temperature
 #: (a sqrt(3) / 2, textbook lattice constants), for the bcc family.
@@ -651,10 +655,8 @@ def aligned_mae(xyz: np.ndarray, truth: np.ndarray) -> float:
     """
     xyz = np.asarray(xyz, float) - np.mean(xyz, 0)
     truth = np.asarray(truth, float) - np.mean(truth, 0)
-    tree = cKDTree(truth)
     starts = np.einsum("ij,rkj->rik", xyz, _cubic_rotations())
-    best = min(starts, key=lambda start: tree.query(start)[0].mean())
-    return matched_errors(best, truth)[0]
+    return nearest_start_mae(starts, truth)
 
 
 def evaluate_case(case: TestCase, setup: Setup, part: str, names) -> dict:

@@ -383,6 +383,19 @@ def _scores(found: Stacking | None, truth: Stacking) -> dict:
     }
 
 
+def nearest_start_mae(starts, truth: np.ndarray) -> float:
+    """MAE (Å) matched from the start that lies closest to the truth.
+
+    :func:`diffpy.deepstruc.matching.matched_errors` finds the best match
+    only near its starting orientation; of ``starts`` (orientations of
+    one centred cluster), the one with the least mean distance of each
+    atom to the nearest true one is matched.
+    """
+    tree = cKDTree(truth)
+    best = min(starts, key=lambda start: tree.query(start)[0].mean())
+    return matched_errors(best, truth)[0]
+
+
 def aligned_mae(xyz: np.ndarray, truth: np.ndarray) -> float:
     """MAE (Å) of a close-packed cluster against the truth, aligned.
 
@@ -402,15 +415,13 @@ def aligned_mae(xyz: np.ndarray, truth: np.ndarray) -> float:
     if None in layers:
         return matched_errors(xyz, truth)[0]
     xyz, truth = xyz @ layers[0].frame.T, truth @ layers[1].frame.T
-    tree = cKDTree(truth)
     starts = []
     for angle in np.radians(np.arange(0, 360, 60)):
         c, s = np.cos(angle), np.sin(angle)
         turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
         for flip in (np.eye(3), np.diag([1.0, -1.0, -1.0])):
             starts.append(xyz @ (flip @ turn).T)
-    best = min(starts, key=lambda start: tree.query(start)[0].mean())
-    return matched_errors(best, truth)[0]
+    return nearest_start_mae(starts, truth)
 
 
 def evaluate_case(case: TestCase, setup: Setup, names=METHODS) -> dict:

@@ -515,15 +515,19 @@ def stacked_template(xyz: np.ndarray):
     d : float
         The nearest-neighbour distance (Å), the unit.
     """
-    from diffpy.deepstruc.stacking import LAYER_SPACING, stacking_layers
+    from diffpy.deepstruc.stacking import (
+        _CELL,
+        _SHIFT,
+        LAYER_SPACING,
+        _circular_mean,
+        stacking_layers,
+    )
 
     layers = stacking_layers(xyz)
     if layers is None:
         return None, None, 0.0
     d = math.sqrt(3.0) * float(np.linalg.norm(layers.step))
     unit_xyz = (xyz - xyz.mean(0)) @ layers.frame.T / d
-    cell = np.array([[1.0, 0.0], [0.5, math.sqrt(3.0) / 2]])
-    shift = cell.sum(0) / 3.0  # one registry step, in the frame
     registry = list(layers.registry)
     for _ in range(EXTRA_LAYERS):
         registry.append((2 * registry[-1] - registry[-2]) % 3)
@@ -533,17 +537,16 @@ def stacked_template(xyz: np.ndarray):
     # lattice (a circular mean of the atoms' offsets from it)
     k = layers.layer
     base = float(np.mean(unit_xyz[:, 2] - k * LAYER_SPACING))
-    plane = unit_xyz[:, :2] - np.outer(registry[k + EXTRA_LAYERS], shift)
-    frac = plane @ np.linalg.inv(cell)
-    phase = np.exp(2j * np.pi * frac).mean(0)
-    origin = (np.angle(phase) / (2 * np.pi)) @ cell
+    # one registry step (_SHIFT) in the frame of the layers
+    plane = unit_xyz[:, :2] - np.outer(registry[k + EXTRA_LAYERS], _SHIFT)
+    origin = _circular_mean(plane @ np.linalg.inv(_CELL)) @ _CELL
     radius = np.linalg.norm(plane - origin, axis=1).max() + POOL_MARGIN + 2
-    reach = int(math.ceil(radius / cell[1, 1])) + 1
+    reach = int(math.ceil(radius / _CELL[1, 1])) + 1
     n = np.arange(-reach, reach + 1)
-    lattice = np.stack(np.meshgrid(n, n), -1).reshape(-1, 2) @ cell
+    lattice = np.stack(np.meshgrid(n, n), -1).reshape(-1, 2) @ _CELL
     sites = []
     for level, reg in enumerate(registry, start=-EXTRA_LAYERS):
-        points = lattice + origin + reg * shift
+        points = lattice + origin + reg * _SHIFT
         points = points[np.linalg.norm(points - origin, axis=1) <= radius]
         height = np.full((len(points), 1), base + level * LAYER_SPACING)
         sites.append(np.hstack([points, height]))

@@ -15,6 +15,7 @@ on unstrained data the candidates are left as they were.  ``propose``,
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -40,7 +41,7 @@ def refit_strained(
     *,
     noise: float | None = None,
     n_refits: int = STRAIN_REFITS,
-    rivals: list[Candidate] = (),
+    rivals: Sequence[Candidate] = (),
 ) -> list[Candidate]:
     """The candidates, the best refitted with a homogeneous strain too.
 
@@ -54,7 +55,7 @@ def refit_strained(
         (:func:`diffpy.deepstruc.confidence.white_noise`).
     n_refits : int
         Best distinct candidates (by Rw) that are refitted.
-    rivals : list of Candidate
+    rivals : sequence of Candidate
         Candidates of the same PDF that were refitted already: they
         take their places among the ``n_refits`` best but are not
         refitted again.
