@@ -10,8 +10,11 @@ from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
 from diffpy.deepstruc.sitesearch import (
     DEFAULT_NEIGHBOUR_CUTOFF,
     FAMILIES,
+    GROUP_PARAMETERS,
     NEIGHBOUR_CUTOFF,
     STACKED,
+    _rim_changes,
+    _Search,
     _steepest,
     align,
     facet_normals,
@@ -154,6 +157,58 @@ def test_search_adds_the_missing_layer_of_a_faulted_particle():
     assert _same_shape(result.xyz, truth)
     assert stacking_sequence(result.xyz).abc == "ABACBAC"
     assert result.added == len(truth) - len(start)
+
+
+def _without_rim(xyz, level):
+    """A close-packed cluster less the atoms of one layer that have fewer
+    than six neighbours in it."""
+    from scipy.spatial import cKDTree
+
+    from diffpy.deepstruc.stacking import stacking_layers
+
+    layer = stacking_layers(xyz).layer
+    here = np.flatnonzero(layer == level)
+    counts = cKDTree(xyz[here]).query_ball_point(
+        xyz[here], 1.2 * D, return_length=True
+    )
+    return np.delete(xyz, here[counts < 7], axis=0)
+
+
+def test_a_group_change_costs_group_parameters():
+    truth = _faulted("ABAC", "hexagon-6")
+    start = _without_rim(truth, 0)
+    sites, occupied, unit, _ = align(start, STACKED)
+    search = _Search(
+        sites, occupied, unit, STACKED, (R, _data(truth)), PARAMS, 0.005, False
+    )
+    grow = [c for c in _rim_changes(search, np.inf) if c[0] == "grow layer"]
+    move, added, removed = max(grow, key=lambda c: len(c[1]))
+    assert len(added) > 1
+    assert search.group_change(added, removed) == GROUP_PARAMETERS
+    search.apply(move, added, removed)
+    assert search.changes == GROUP_PARAMETERS
+    # single changes count against the group's sites as it left them
+    assert search.change(added[:1], False).tolist() == [1]
+    search.apply("remove", [], added[:1])
+    assert search.changes == GROUP_PARAMETERS + 1
+    # a group change that undoes singles takes them back
+    assert search.group_change(added[:1], []) == GROUP_PARAMETERS - 1
+
+
+def test_search_grows_the_rim_of_one_layer_on_noisy_data(monkeypatch):
+    from diffpy.deepstruc import sitesearch
+
+    truth = _rotated(_faulted("ABAC", "hexagon-9"), seed=4)
+    start = _without_rim(truth, 1)
+    assert len(truth) - len(start) == 18
+    g = _data(truth, noise=0.02, seed=3)
+    result = site_search(start, STACKED, R, g, PARAMS, noise=0.02)
+    assert _same_shape(result.xyz, truth)
+    assert "grow layer" in [step.move for step in result.path]
+    # one atom at a time, the data do not support the rim
+    monkeypatch.setattr(sitesearch, "_rim_changes", lambda *args: [])
+    single = site_search(start, STACKED, R, g, PARAMS, noise=0.02)
+    assert not _same_shape(single.xyz, truth)
 
 
 def test_search_recovers_a_truncated_octahedron_from_the_full_one():

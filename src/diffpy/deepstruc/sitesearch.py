@@ -9,11 +9,12 @@ truncated forms included).  :func:`align` finds the rotation, shift and
 scale that put the candidate's atoms on template sites
 (:func:`template` gives the sites); the sites within a few
 nearest-neighbour distances of the candidate form the pool.  A
-close-packed particle of any stacking (the ``"stacked"`` family of the
-stacking model's ``faulted`` class) is placed on its own layers instead:
-each a triangular lattice at its registry, with more layers beyond its
-ends (:func:`stacked_template`), so that the search grows and trims it
-layer by layer and within its layers, keeping its stacking.
+close-packed particle of any stacking (the ``"stacked"`` family, which
+``solve`` uses for every proposal of the stacking model) is placed on
+its own layers instead: each a triangular lattice at its registry, with
+more layers beyond its ends (:func:`stacked_template`), so that the
+search grows and trims it layer by layer and within its layers, keeping
+its stacking.
 
 :func:`site_search` then changes which pool sites are occupied, one
 move at a time: of all moves below, the one that lowers the criterion
@@ -34,6 +35,9 @@ which only some should go.  The better result is kept.  The moves:
   through the outermost atoms, which cuts a vertex or an edge in one
   move (with any atom that would be left with fewer than
   ``MIN_CONTACTS`` neighbours, so that no change strands atoms);
+* in the ``"stacked"`` family, grow or shrink the rim of one
+  close-packed layer: its in-plane outline, which no facet of the whole
+  particle changes (:func:`_rim_changes`);
 * when none of these helps: move one surface atom to another site (the
   best removals, each followed by the best addition), or move a facet
   layer to another facet (the best layer removals and additions
@@ -77,7 +81,13 @@ A move is accepted when it lowers the Bayesian information criterion
 where ``n`` data points over ``r_max - r_min`` hold
 ``n_eff = (r_max - r_min) Q_max / pi`` independent values (the
 Nyquist-Shannon count), ``sigma`` is the noise of G and ``k`` the number
-of sites whose occupancy differs from the start.  Each change must so
+of parameters of the changes from the start: one per site whose
+occupancy differs from the start, and ``GROUP_PARAMETERS`` (2) per
+change of a group (a facet layer, a layer's rim), whose sites then
+count from where it left them.  A group change is one choice among a few
+dozen, not a choice per atom: charged per atom, a facet layer of 20
+atoms would need a gain of 20 ln(n_eff), about 100, which noisy data of
+a small particle never give.  Each change must so
 lower the misfit by more than noise could; on noisy data the search stops
 where further atoms are not supported, on clean data it stops when no
 move lowers Rw.  A held-out r range would not do: every atom of a
@@ -104,6 +114,7 @@ from diffpy.deepstruc.fitting import (
     effective_points,
     fit_cluster,
 )
+from diffpy.deepstruc.stacking import LAYER_SPACING
 
 __all__ = [
     "FAMILIES",
@@ -178,6 +189,18 @@ QDAMP_STEPS = (-0.016, -0.008, -0.004, 0.0, 0.004, 0.008, 0.016)
 FACET_COSINE = 0.999
 #: Atoms within this distance (units of d) of a facet plane are on it.
 LAYER_TOLERANCE = 0.2
+#: Parameters that the criterion charges for a change of a whole group
+#: of sites (a facet layer, or the rim of a close-packed layer), however
+#: many atoms it moves.
+GROUP_PARAMETERS = 2
+#: Moves that change a group of sites at once.
+GROUP_MOVES = (
+    "add layer",
+    "remove layer",
+    "move layer",
+    "grow layer",
+    "shrink layer",
+)
 
 
 class OffSitesError(ValueError):
@@ -518,7 +541,6 @@ def stacked_template(xyz: np.ndarray):
     from diffpy.deepstruc.stacking import (
         _CELL,
         _SHIFT,
-        LAYER_SPACING,
         _circular_mean,
         stacking_layers,
     )
@@ -590,7 +612,15 @@ class _Search:
         self.normals = facet_normals(family)
         self.occupied = np.zeros(len(sites), dtype=bool)
         self.occupied[occupied] = True
-        self.start = self.occupied.copy()
+        # the sites' occupancy that single changes are counted against,
+        # and the group changes made (GROUP_PARAMETERS each)
+        self.reference = self.occupied.copy()
+        self.groups = 0
+        # the close-packed layer of each site of the stacked family, and
+        # the neighbours of each site within its layer
+        self.level = self.in_layer = None
+        if family == STACKED:
+            self.level = np.rint(sites[:, 2] / LAYER_SPACING).astype(int)
         self.order = [int(i) for i in occupied]
         tree = cKDTree(sites)
 
@@ -601,6 +631,13 @@ class _Search:
             return csr_matrix((ones, (i, j)), shape=(len(sites),) * 2)
 
         self.neighbours = adjacency(BOND_RADIUS)
+        if self.level is not None:
+            same = self.neighbours.tocoo()
+            keep = self.level[same.row] == self.level[same.col]
+            self.in_layer = csr_matrix(
+                (same.data[keep], (same.row[keep], same.col[keep])),
+                shape=same.shape,
+            )
         self.degree = np.asarray(self.neighbours.sum(1)).ravel()
         self.contacts = adjacency(CONTACT_RADIUS)
         self.calc = self._calculator()
@@ -618,14 +655,38 @@ class _Search:
         return self.sites[np.asarray(sites, dtype=np.intp)] @ self.frame.T
 
     @property
-    def changes(self) -> int:
-        """Sites whose occupancy differs from the start."""
-        return int((self.occupied != self.start).sum())
+    def changes(self) -> float:
+        """Parameters of the changes from the start.
+
+        One per site whose occupancy differs from the reference (the
+        start, updated by each group change), and ``GROUP_PARAMETERS``
+        per group change.
+        """
+        differs = int((self.occupied != self.reference).sum())
+        return differs + GROUP_PARAMETERS * self.groups
 
     def change(self, sites, adding: bool) -> np.ndarray:
         """How each of these additions (removals) changes `changes`."""
-        differs = self.start[sites] != adding
+        differs = self.reference[sites] != adding
         return np.where(differs, 1, -1)
+
+    def group_change(self, added, removed) -> float:
+        """How a group change of these sites changes `changes`."""
+        sites = np.asarray(list(added) + list(removed), dtype=np.intp)
+        differs = self.occupied[sites] != self.reference[sites]
+        return GROUP_PARAMETERS - float(differs.sum())
+
+    def apply(self, move: str, added, removed) -> None:
+        """Make a change; a group change resets the reference of its
+        sites and counts as one group."""
+        for site in removed:
+            self.remove(site)
+        for site in added:
+            self.add(site)
+        if move in GROUP_MOVES:
+            sites = np.asarray(list(added) + list(removed), dtype=np.intp)
+            self.reference[sites] = self.occupied[sites]
+            self.groups += 1
 
     def additions(self) -> np.ndarray:
         """Empty sites touching at least MIN_CONTACTS atoms."""
@@ -726,12 +787,15 @@ class _Search:
             self.params,
             self.strained,
             self.strain_stale,
+            self.reference.copy(),
+            self.groups,
         )
 
     def restore(self, state: tuple) -> None:
         """Return to a state saved by `state`."""
         occupied, order, frame, self.uiso, self.params = state[:5]
-        self.strained, self.strain_stale = state[5:]
+        self.strained, self.strain_stale, reference, self.groups = state[5:]
+        self.reference = reference.copy()
         self.frame = frame.copy()
         self.occupied, self.order = occupied.copy(), list(order)
         self.calc = self._calculator()
@@ -1092,10 +1156,7 @@ def _descend(
             move, added, removed = "refit", (), ()
         else:
             _, move, added, removed = best
-            for site in removed:
-                search.remove(site)
-            for site in added:
-                search.add(site)
+            search.apply(move, added, removed)
             search.strain_stale = search.fit_strain
             since_refit += 1
         if move == "refit" or since_refit == REFIT_EVERY:
@@ -1136,13 +1197,14 @@ def _kick(search: _Search, rng, limit):
     kind = rng.integers(4)
     if kind < 2:
         layers = [
-            (added, removed)
+            (move, added, removed)
             for move, added, removed in _layer_changes(search, limit)
-            if (move == "add layer") == (kind == 1)
+            if move in ("add layer", "remove layer")
+            and (move == "add layer") == (kind == 1)
         ]
         if not layers:
             return None
-        added, removed = layers[rng.integers(len(layers))]
+        move, added, removed = layers[rng.integers(len(layers))]
     else:
         pool = search.additions() if kind == 3 else search.surface()
         if len(pool) < KICK_ATOMS or (
@@ -1150,14 +1212,12 @@ def _kick(search: _Search, rng, limit):
         ):
             return None
         chosen = [int(s) for s in rng.choice(pool, KICK_ATOMS, replace=False)]
+        move = "add" if kind == 3 else "remove"
         if kind == 3:
             added, removed = chosen, []
         else:
             added, removed = search.dangling([], chosen)
-    for site in removed:
-        search.remove(site)
-    for site in added:
-        search.add(site)
+    search.apply(move, added, removed)
     return len(added), len(removed)
 
 
@@ -1227,8 +1287,10 @@ def _moves(search: _Search, bic) -> list:
 
 
 def _layers(search: _Search, bic, limit) -> list:
-    """Facet layers added or removed, as `_singles`."""
-    return _scored(search, bic, _layer_changes(search, limit))
+    """Facet layers added or removed, and the rims of close-packed
+    layers grown or shrunk, as `_singles`."""
+    changes = _layer_changes(search, limit) + _rim_changes(search, limit)
+    return _scored(search, bic, changes)
 
 
 def _layer_changes(search: _Search, limit) -> list:
@@ -1265,6 +1327,45 @@ def _layer_changes(search: _Search, limit) -> list:
     return changes
 
 
+def _rim_changes(search: _Search, limit) -> list:
+    """Rims of the close-packed layers of the stacked family, grown or
+    shrunk: ``[(move, added sites, removed sites)]``.
+
+    A layer grows by the empty sites of its plane beside any of its
+    atoms, or beside two or more (its sides without its corners); it
+    shrinks by its atoms with fewer than six neighbours in its plane, or
+    with three or fewer (its corners), with the atoms that this leaves
+    hanging.  So the in-plane outline of one layer changes, which no
+    facet of the whole particle does.  None for the other families.
+    """
+    if search.level is None:
+        return []
+    occupied = search.occupied
+    held = search.in_layer @ occupied.astype(float)
+    n_atoms = int(occupied.sum())
+    changes = []
+    for level in np.unique(search.level[occupied]):
+        plane = search.level == level
+        rims = {
+            tuple(np.flatnonzero(plane & occupied & edge))
+            for edge in (held < 6, held <= 3)
+        }
+        for rim in rims:
+            if 0 < len(rim) < (plane & occupied).sum():
+                _, removed = search.dangling([], rim)
+                if len(removed) < n_atoms:
+                    changes.append(("shrink layer", [], removed))
+        rings = {
+            tuple(np.flatnonzero(plane & ~occupied & (held >= least)))
+            for least in (1, 2)
+        }
+        for ring in rings:
+            added, _ = search.dangling(ring, [])
+            if added and n_atoms + len(added) <= limit:
+                changes.append(("grow layer", added, []))
+    return changes
+
+
 def _scored(search: _Search, bic, changes) -> list:
     """``(BIC, move, added, removed)`` of each ``(move, added, removed)``."""
     if not changes:
@@ -1272,9 +1373,9 @@ def _scored(search: _Search, bic, changes) -> list:
     rw = search.group_rw([(added, removed) for _, added, removed in changes])
     options = []
     for (move, added, removed), value in zip(changes, rw):
-        change = search.change(added, True).sum()
-        change += search.change(removed, False).sum()
-        score = bic(value, search.changes + change)
+        score = bic(
+            value, search.changes + search.group_change(added, removed)
+        )
         options.append((float(score), move, added, removed))
     return options
 

@@ -6,9 +6,10 @@ training library's best shapes) and, when particles beyond the decoder's
 200 atoms are allowed, mines the ``"large"`` library too.  The best
 :data:`N_STARTS` candidates of a known structure family are each
 searched on the sites of their family
-(:func:`diffpy.deepstruc.sitesearch.site_search`): atoms added and
-removed one at a time or a facet layer at a time, while the data
-support them.  The solutions from the stacking model's proposals are
+(:func:`diffpy.deepstruc.sitesearch.site_search`; the stacking model's
+close-packed proposals on their own layers, the ``"stacked"`` family):
+atoms added and removed one at a time or a facet layer at a time, while
+the data support them.  The solutions from the stacking model's proposals are
 re-stacked with every sequence of their layers
 (:func:`diffpy.deepstruc.restacking.restack`): a layer that a search
 added continues the stacking one way, and faults show in the data only
@@ -42,6 +43,7 @@ from diffpy.deepstruc.propose import propose_structures, ranked
 from diffpy.deepstruc.restacking import restack
 from diffpy.deepstruc.sitesearch import (
     MAX_MOVES,
+    STACKED,
     OffSitesError,
     family_of,
     site_search,
@@ -220,7 +222,7 @@ def solve_structure(
         try:
             result = site_search(
                 unstrained_xyz(start),
-                family_of(start.type),
+                _family(start),
                 start.r,
                 start.gobs,
                 start.params,
@@ -267,6 +269,14 @@ def solve_structure(
                 type_rw[c.type] = min(c.rw, type_rw.get(c.type, math.inf))
         weigh_types(candidates, type_rw, best.params, noise)
     return ranked(candidates, top)
+
+
+def _family(start: Candidate) -> str:
+    """The site-search family of a start: the stacking model's
+    proposals are searched on their own close-packed layers."""
+    if start.model == "stacking" and start.stacking is not None:
+        return STACKED
+    return family_of(start.type)
 
 
 def _solved(start: Candidate, result, fit_qdamp: bool) -> Candidate:
