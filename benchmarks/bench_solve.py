@@ -75,8 +75,6 @@ def outside_stacked() -> dict:
 
 def stacked_section(params) -> None:
     """Solve the close-packed particles with the stacking model."""
-    from diffpy.deepstruc.stacking import stacking_sequence
-
     print("stacking model, particles outside its library (target 10 s):")
     header = {"qmax": params.qmax, "qmin": params.qmin, "element": "Pt"}
     times = []
@@ -87,7 +85,8 @@ def stacked_section(params) -> None:
         )
         times.append(seconds)
         report(f"{name}, truth {len(xyz)} atoms", seconds, found)
-        print(f"    stacking found: {stacking_sequence(found[0].xyz)}")
+        stacking = found[0].stacking
+        print(f"    sequence found: {stacking.abc if stacking else None}")
     print(f"  mean {np.mean(times):.1f} s per PDF")
 
 

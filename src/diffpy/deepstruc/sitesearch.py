@@ -37,7 +37,7 @@ which only some should go.  The better result is kept.  The moves:
   ``MIN_CONTACTS`` neighbours, so that no change strands atoms);
 * in the ``"stacked"`` family, grow or shrink the rim of one
   close-packed layer: its in-plane outline, which no facet of the whole
-  particle changes (:func:`_rim_changes`);
+  particle changes;
 * when none of these helps: move one surface atom to another site (the
   best removals, each followed by the best addition), or move a facet
   layer to another facet (the best layer removals and additions
@@ -1199,8 +1199,7 @@ def _kick(search: _Search, rng, limit):
         layers = [
             (move, added, removed)
             for move, added, removed in _layer_changes(search, limit)
-            if move in ("add layer", "remove layer")
-            and (move == "add layer") == (kind == 1)
+            if (move == "add layer") == (kind == 1)
         ]
         if not layers:
             return None
