@@ -215,8 +215,10 @@ class SearchStep:
     ----------
     move : str
         ``"start"``, ``"add"``, ``"remove"``, ``"move"``, ``"add layer"``,
-        ``"remove layer"``, ``"move layer"``, ``"refit"`` or ``"kick"``
-        (a random change that the steps after it improved on).
+        ``"remove layer"``, ``"move layer"``, ``"grow layer"``,
+        ``"shrink layer"`` (the rim of one close-packed layer), ``"refit"``
+        or ``"kick"`` (a random change that the steps after it improved
+        on).
     added, removed : int
         Atoms added and removed by the change.
     n_atoms : int
@@ -655,7 +657,7 @@ class _Search:
         return self.sites[np.asarray(sites, dtype=np.intp)] @ self.frame.T
 
     @property
-    def changes(self) -> float:
+    def changes(self) -> int:
         """Parameters of the changes from the start.
 
         One per site whose occupancy differs from the reference (the
@@ -670,11 +672,11 @@ class _Search:
         differs = self.reference[sites] != adding
         return np.where(differs, 1, -1)
 
-    def group_change(self, added, removed) -> float:
+    def group_change(self, added, removed) -> int:
         """How a group change of these sites changes `changes`."""
         sites = np.asarray(list(added) + list(removed), dtype=np.intp)
         differs = self.occupied[sites] != self.reference[sites]
-        return GROUP_PARAMETERS - float(differs.sum())
+        return GROUP_PARAMETERS - int(differs.sum())
 
     def apply(self, move: str, added, removed) -> None:
         """Make a change; a group change resets the reference of its
