@@ -431,8 +431,8 @@ def _stacking(report, figure=None) -> list[str]:
             ", ``mine`` (``mine_library`` over the part's library)"
             " and ``solve`` (``solve_structure`` with the part's model "
             "and library, :doc:`solve`: site searches from the best "
-            "proposals, faulted ones on their own layers, and the "
-            "solutions re-stacked; it refines qdamp, and so does the "
+            "proposals on their own layers, and the solutions "
+            "re-stacked; it refines qdamp, and so does the "
             "truth's fit for its ΔRw)"
             if "solve" in settings.get("methods", ())
             else " and ``mine`` (``mine_library`` over the part's library)"
