@@ -179,3 +179,27 @@ def test_solve_grows_a_faulted_particle_that_no_library_holds():
     assert best.stacking.abc == "ABACBAC"
     assert best.n_atoms == len(truth)
     assert best.rw < 0.01
+
+
+def test_solve_searches_the_stacking_models_proposals_on_their_layers():
+    # an hcp particle of an in-plane outline that the stacking library
+    # does not use: its hcp proposals are searched on their own layers,
+    # where the rim of each layer can grow or shrink
+    from diffpy.deepstruc.propose import propose_structures
+    from diffpy.deepstruc.sitesearch import STACKED, family_of
+    from diffpy.deepstruc.solve import _family
+    from diffpy.deepstruc.stacking import build_particle, polygon
+
+    truth = build_particle("ABABAB", polygon(4, 5)) * 2.77
+    params = DebyeParameters(qmax=24.0, qdamp=0.05, biso=0.4)
+    gr = simulate_pdf(truth, params=params)
+    header = dict(qmax=24.0, qmin=params.qmin, element="Pt")
+    proposals = propose_structures(gr, model="stacking", **header)
+    assert {c.type for c in proposals} & {"fcc", "hcp"}
+    assert all(_family(c) == STACKED for c in proposals if c.stacking)
+    mmnp = propose_structures(gr, **header)
+    assert all(_family(c) == family_of(c.type) for c in mmnp)
+    best = solve_structure(gr, model="stacking", **header)[0]
+    assert best.source in ("solved", "restacked")
+    assert best.stacking.abc == "ABABAB"
+    assert best.n_atoms == len(truth)
