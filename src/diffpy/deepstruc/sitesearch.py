@@ -114,7 +114,13 @@ from diffpy.deepstruc.fitting import (
     effective_points,
     fit_cluster,
 )
-from diffpy.deepstruc.stacking import LAYER_SPACING
+from diffpy.deepstruc.stacking import (
+    _CELL,
+    _SHIFT,
+    LAYER_SPACING,
+    _circular_mean,
+    stacking_layers,
+)
 
 __all__ = [
     "FAMILIES",
@@ -540,13 +546,6 @@ def stacked_template(xyz: np.ndarray):
     d : float
         The nearest-neighbour distance (Å), the unit.
     """
-    from diffpy.deepstruc.stacking import (
-        _CELL,
-        _SHIFT,
-        _circular_mean,
-        stacking_layers,
-    )
-
     layers = stacking_layers(xyz)
     if layers is None:
         return None, None, 0.0
@@ -1347,12 +1346,13 @@ def _rim_changes(search: _Search, limit) -> list:
     changes = []
     for level in np.unique(search.level[occupied]):
         plane = search.level == level
+        size = int((plane & occupied).sum())
         rims = {
             tuple(np.flatnonzero(plane & occupied & edge))
             for edge in (held < 6, held <= 3)
         }
         for rim in rims:
-            if 0 < len(rim) < (plane & occupied).sum():
+            if 0 < len(rim) < size:
                 _, removed = search.dangling([], rim)
                 if len(removed) < n_atoms:
                     changes.append(("shrink layer", [], removed))
