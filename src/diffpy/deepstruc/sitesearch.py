@@ -222,9 +222,11 @@ class SearchStep:
     move : str
         ``"start"``, ``"add"``, ``"remove"``, ``"move"``, ``"add layer"``,
         ``"remove layer"``, ``"move layer"``, ``"grow layer"``,
-        ``"shrink layer"`` (the rim of one close-packed layer), ``"refit"``
-        or ``"kick"`` (a random change that the steps after it improved
-        on).
+        ``"shrink layer"`` (the rim of one close-packed layer), ``"refit"``,
+        ``"kick"`` (a random change that the steps after it improved
+        on) or ``"prism"`` (``solve`` rebuilt the start as the prism of
+        :func:`~diffpy.deepstruc.prisms.prism_search`; added and removed
+        give the net change of the atom count).
     added, removed : int
         Atoms added and removed by the change.
     n_atoms : int

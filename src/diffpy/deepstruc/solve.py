@@ -39,12 +39,14 @@ from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster, worker_threads
 from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.pdfdata import load_pdf
 from diffpy.deepstruc.plausibility import FitQualityWarning
+from diffpy.deepstruc.prisms import PrismResult, prism_search
 from diffpy.deepstruc.propose import propose_structures, ranked
 from diffpy.deepstruc.restacking import restack
 from diffpy.deepstruc.sitesearch import (
     MAX_MOVES,
     STACKED,
     OffSitesError,
+    SearchStep,
     family_of,
     site_search,
 )
@@ -219,14 +221,29 @@ def solve_structure(
 
     def solve(k: int, start: Candidate) -> Candidate | None:
         moves = None if report is None else (lambda m, _: report(k, m))
-        try:
-            result = site_search(
-                unstrained_xyz(start),
-                _family(start),
+        xyz, family = unstrained_xyz(start), _family(start)
+        params, uiso, path = start.params, start.uiso, []
+        if family == STACKED:
+            prism = prism_search(
+                xyz,
                 start.r,
                 start.gobs,
-                start.params,
-                uiso=start.uiso,
+                params,
+                uiso=uiso,
+                fit_qdamp=fit_qdamp,
+                max_atoms=max_atoms,
+            )
+            if prism is not None and prism.rw < start.rw:
+                xyz, params, uiso = prism.xyz, prism.params, prism.uiso
+                path = _prism_path(start, prism)
+        try:
+            result = site_search(
+                xyz,
+                family,
+                start.r,
+                start.gobs,
+                params,
+                uiso=uiso,
                 noise=sigma,
                 max_atoms=max_atoms,
                 fit_qdamp=fit_qdamp,
@@ -245,6 +262,8 @@ def solve_structure(
         if result.settled:
             with lock:
                 first_settled[0] = min(first_settled[0], k)
+        if path:
+            result.path[:1] = path
         return _solved(start, result, fit_qdamp)
 
     # numpy releases the GIL in the heavy parts of the searches
@@ -277,6 +296,18 @@ def _family(start: Candidate) -> str:
     if start.model == "stacking" and start.stacking is not None:
         return STACKED
     return family_of(start.type)
+
+
+def _prism_path(start: Candidate, prism: PrismResult) -> list[SearchStep]:
+    """The first steps of a search from a prism: the start, and the
+    prism with the net change of the atom count."""
+    change = prism.n_atoms - start.n_atoms
+    return [
+        SearchStep("start", 0, 0, start.n_atoms, start.rw),
+        SearchStep(
+            "prism", max(change, 0), max(-change, 0), prism.n_atoms, prism.rw
+        ),
+    ]
 
 
 def _solved(start: Candidate, result, fit_qdamp: bool) -> Candidate:
