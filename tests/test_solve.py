@@ -203,3 +203,26 @@ def test_solve_searches_the_stacking_models_proposals_on_their_layers():
     assert best.source in ("solved", "restacked")
     assert best.stacking.abc == "ABABAB"
     assert best.n_atoms == len(truth)
+
+
+def test_solve_rebuilds_stacking_proposals_as_prisms(monkeypatch):
+    # a faulted truncated triangle of an outline and a layer count that the
+    # stacking library does not hold: the prism search finds the layer
+    # count, the outline and the sequence, which the site search from
+    # the proposals alone does not
+    from diffpy.deepstruc import solve
+    from diffpy.deepstruc.stacking import build_particle, polygon
+
+    truth = build_particle("ABACBACABC", polygon(4, 5)) * 2.77
+    params = DebyeParameters(qmax=24.0, qdamp=0.04, biso=0.4)
+    gr = simulate_pdf(truth, params=params)
+    header = dict(model="stacking", qmax=24.0, element="Pt", top=1)
+    best = solve_structure(gr, **header)[0]
+    assert best.source == "solved"
+    assert [step.move for step in best.path[:2]] == ["start", "prism"]
+    assert best.stacking.abc == "ABACBACABC"
+    assert best.n_atoms == len(truth)
+    assert best.rw < 0.01
+    monkeypatch.setattr(solve, "prism_search", lambda *a, **k: None)
+    searched = solve_structure(gr, **header)[0]
+    assert searched.n_atoms != len(truth) or searched.rw > 0.01

@@ -3,43 +3,56 @@
 A close-packed particle is a stack of layers, and in a faceted particle
 (and in the generated stacking library) every layer is cut from one
 in-plane outline: each layer holds the sites of its registry (A, B or
-C) inside the outline.  Such a particle is set by few numbers: the
+C) inside the outline.  Such a *prism* is set by few numbers: the
 sequence of registries and the outline, here the distances of its
 edges from the lattice origin along ``N_NORMALS`` (12) in-plane
 directions 30° apart, which give triangles, hexagons, their truncated
-forms and near-round outlines (a 12-gon).  Each edge distance lies
-midway between two consecutive projections of lattice sites, so no edge
-passes through a site.
+forms and near-round outlines (a 12-gon), centred anywhere.  Each edge
+lies at a projection of lattice sites, keeping the sites at or below
+it; an edge that cuts off no site is released, so that each prism has
+one outline.
 
 :func:`prism_search` fits those numbers to the data from a
 close-packed start (a decode of the stacking model, say), where a site
 search from the start (:mod:`diffpy.deepstruc.sitesearch`) trades atoms
-one at a time and stays near its start:
+one at a time and stays near its start.  Every prism is scored by its
+Rw with the scale fitted, at the zoom and Uiso (and qdamp) of the last
+full fit (:func:`~diffpy.deepstruc.fitting.fit_cluster`), many at once
+(:func:`~diffpy.deepstruc.debye.simulate_pdfs`):
 
-1. **Scan.**  The start's outline (the hull of all its layers, and the
-   median layer) is scaled by each of ``SCALES`` about the origin and
-   stacked in each number of layers from ``MIN_LAYERS`` to
-   ``MAX_LAYERS``, the start's sequence cut at its ends or continued
-   (fcc-like or hcp-like); the prism that fits best (scale fitted, zoom
-   and Uiso of the start) goes on.  Layer count and width trade against
-   each other in the PDF, and a start's layer count is often wrong.
-2. **Descent.**  The move that lowers Rw most: one edge out or in by
-   one row of sites, a layer added to either end (at either registry) or
-   removed, and a layer added (removed) with every edge in (out) by one
-   row, which keeps the atom count; scale, zoom and Uiso (and qdamp)
-   refitted every ``REFIT_EVERY`` moves and when no move helps
-   (:func:`~diffpy.deepstruc.fitting.fit_cluster`).
-3. **Sequence.**  Every sequence of the layers (three registries for
-   the first, then each layer one of the two others than the layer
-   below: ``3 * 2**(n - 1)``) is cut from the outline; a better one is
-   taken and the descent repeated, up to ``ROUNDS`` times.
+1. **Scan.**  The start is fitted; its outline (the hull of all its
+   layers, the median layer, and that made 3-fold and 6-fold symmetric)
+   is scaled by each of ``SCALES`` about the origin and stacked in each
+   number of layers from ``MIN_LAYERS`` to ``MAX_LAYERS``, the start's
+   sequence cut at alternate ends or continued (fcc-like or hcp-like)
+   at each of the three registry steps.  Then every sequence of the
+   ``SCAN_SHAPES`` best layer counts and outlines is tried.  Layer count
+   and width trade against each other in the PDF, and a start's layer
+   count is often wrong.
+2. **Beam search.**  The ``BEAM`` best prisms are kept; each step scores
+   every move of each of them and keeps the best of all.  The moves:
+   one edge out or in by one row of sites (a released edge in to cut
+   the outermost row), alone or with the opposite edge the other way (a
+   shift); the three edges of a 3-fold orbit, or every edge, out or in;
+   the outline moved by one registry step, and its sites' extent made
+   3-fold or 6-fold symmetric (each orbit rounded down or up); a layer
+   added to either end (at either registry) or removed, also with every
+   edge in or out, which keeps the atom count.  Zoom, Uiso (and qdamp)
+   are refitted to the best prism every ``REFIT_EVERY`` steps.
+3. **Sequence.**  When ``PATIENCE`` steps found nothing better, every
+   sequence of the best prism's layers (three registries for the first,
+   then each layer one of the two others than the layer below:
+   ``3 * 2**(n - 1)``) is cut from its outline; a better one joins the
+   beam and the search goes on, up to ``ROUNDS`` times.
 
 Unlike :mod:`diffpy.deepstruc.restacking`, which translates a
 candidate's layers, each new sequence cuts its layers from the outline
-at their own registries, as the particles are built.  The search is
-deterministic.  It cannot represent particles whose layers differ in
-outline (a cuboctahedron's, say): ``solve`` searches the prism's sites
-afterwards (:func:`~diffpy.deepstruc.sitesearch.site_search`).
+at their own registries, as the particles are built.  Prisms of equal
+Rw are the same particle (turned over, or relabelled) and are kept
+once.  The search is deterministic.  It cannot represent particles
+whose layers differ in outline (a cuboctahedron's, say): ``solve``
+searches the prism's sites afterwards
+(:func:`~diffpy.deepstruc.sitesearch.site_search`).
 """
 
 from __future__ import annotations
@@ -70,13 +83,23 @@ __all__ = ["PrismResult", "prism_search"]
 N_NORMALS = 12
 #: Factors of the start's outline tried by the scan.
 SCALES = tuple(np.round(np.arange(0.5, 1.85, 0.1), 2))
-#: Accepted moves of a descent between refits of zoom, Uiso and qdamp.
+#: Sites beyond the widest outline of the scan (units of d), for the
+#: moves.
+REACH = 4.0
+#: Best layer counts and outlines of the scan whose every sequence is
+#: tried.
+SCAN_SHAPES = 3
+#: Prisms kept by the beam search.
+BEAM = 4
+#: Steps of the beam search between refits of zoom, Uiso and qdamp.
 REFIT_EVERY = 3
-#: Most accepted moves in all.
-MAX_MOVES = 200
-#: Most rounds of descent and sequence choice.
+#: Steps without gain before the search ends (or takes a new sequence).
+PATIENCE = 3
+#: Most steps of the beam search.
+MAX_STEPS = 100
+#: Most choices of the best sequence.
 ROUNDS = 4
-#: Relative Rw gain below which a move or a sequence is not taken.
+#: Relative Rw gain below which a step or a sequence gains nothing.
 MIN_GAIN = 1e-4
 
 _ANGLES = np.radians(30.0 * np.arange(N_NORMALS))
@@ -107,8 +130,8 @@ class PrismResult:
         directions 0°, 30°, ..., 330°.
     scanned : int
         Prisms whose PDF was computed.
-    moves : int
-        Accepted moves of the descents and sequence changes.
+    steps : int
+        Steps of the beam search.
     """
 
     xyz: np.ndarray
@@ -118,7 +141,7 @@ class PrismResult:
     sequence: str
     outline: tuple[float, ...]
     scanned: int
-    moves: int
+    steps: int
 
     @property
     def n_atoms(self) -> int:
@@ -131,17 +154,34 @@ class _Lattice:
     that they allow.
 
     ``edges[j]`` holds the distinct projections of the sites on normal
-    j; an outline is one index into each, and keeps the sites that
-    project at or below those values.
+    j; an outline is one index into each, and keeps the sites whose
+    projections are at or below those values (``ranks[registry]`` holds
+    the index of each site's projections).  An edge at its last index
+    (``top``) cuts off nothing: it is released.
     """
 
-    def __init__(self, reach: int):
+    def __init__(self, radius: float):
+        reach = int(math.ceil(radius * 2 / math.sqrt(3))) + 1
         steps = np.arange(-reach, reach + 1)
         ij = np.stack(np.meshgrid(steps, steps), -1).reshape(-1, 2)
-        self.points = [ij @ _CELL + k * _SHIFT for k in range(3)]
-        self.heights = [p @ _NORMALS.T for p in self.points]
-        every = np.vstack(self.heights)
+        self.points = []
+        for k in range(3):
+            points = ij @ _CELL + k * _SHIFT
+            within = np.einsum("ij,ij->i", points, points) <= radius**2
+            self.points.append(points[within])
+        heights = [p @ _NORMALS.T for p in self.points]
+        every = np.vstack(heights)
         self.edges = [np.unique(np.round(h, 6)) for h in every.T]
+        self.top = np.array([len(e) - 1 for e in self.edges])
+        self.ranks = [
+            np.column_stack(
+                [np.searchsorted(e, h - 1e-6) for e, h in zip(self.edges, h.T)]
+            )
+            for h in heights
+        ]
+        # layers and canonical outlines met before
+        self.layers: dict = {}
+        self.outlines: dict = {}
 
     def index(self, heights: np.ndarray) -> np.ndarray:
         """The outline that holds sites projecting up to ``heights``."""
@@ -152,15 +192,73 @@ class _Lattice:
             ]
         )
 
-    def bounds(self, outline: np.ndarray) -> np.ndarray:
+    def rounded(self, heights: np.ndarray) -> list[np.ndarray]:
+        """The outlines of a symmetric ``heights`` (equal on the edges of
+        an orbit) with each orbit's edges rounded down or up to the
+        sites' projections."""
+        below = [
+            max(np.searchsorted(e, h + 1e-6, side="right") - 1, 0)
+            for e, h in zip(self.edges, heights)
+        ]
+        choices = [np.array(below), self.index(heights)]
+        orbits = np.unique(np.round(heights, 6), return_inverse=True)[1]
+        n_orbits = orbits.max() + 1
+        return [
+            np.choose(np.array(pick)[orbits], choices)
+            for pick in itertools.product((0, 1), repeat=n_orbits)
+        ]
+
+    def bounds(self, outline) -> np.ndarray:
         return np.array([e[k] for e, k in zip(self.edges, outline)])
 
-    def layer(self, registry: int, outline: np.ndarray) -> np.ndarray:
-        """In-plane sites of one registry inside an outline."""
-        inside = self.heights[registry] <= self.bounds(outline) + 1e-6
-        return self.points[registry][inside.all(axis=1)]
+    def inside(self, registry: int, outline) -> np.ndarray:
+        """Which sites of one registry lie inside an outline."""
+        return (self.ranks[registry] <= np.asarray(outline)).all(axis=1)
 
-    def build(self, registries, outline: np.ndarray) -> np.ndarray:
+    def layer(self, registry: int, outline) -> np.ndarray:
+        """In-plane sites of one registry inside an outline."""
+        key = (registry, tuple(int(k) for k in outline))
+        if key not in self.layers:
+            self.layers[key] = self.points[registry][self.inside(*key)]
+        return self.layers[key]
+
+    def extent(self, registries, outline) -> np.ndarray:
+        """The outline of the largest projection on each normal of the
+        sites of these registries inside an outline (a non-empty one)."""
+        ranks = np.vstack(
+            [self.ranks[k][self.inside(k, outline)] for k in set(registries)]
+        )
+        return ranks.max(0)
+
+    def canonical(self, registries, outline) -> tuple[int, ...] | None:
+        """One outline per prism: each edge that alone cuts off no site
+        of these registries released, in turn; None when a registry has
+        no site inside."""
+        key = (frozenset(registries), tuple(int(k) for k in outline))
+        if key not in self.outlines:
+            self.outlines[key] = self._canonical(*key)
+        return self.outlines[key]
+
+    def _canonical(self, registries, outline) -> tuple[int, ...] | None:
+        outline = np.array(outline)
+        ranks = [self.ranks[k] for k in set(registries)]
+        beyond = [r > outline for r in ranks]
+        if any(b.any(axis=1).all() for b in beyond):
+            return None
+        cuts = [b.sum(axis=1) for b in beyond]
+        for j in range(N_NORMALS):
+            if outline[j] == self.top[j]:
+                continue
+            if not any(
+                (b[:, j] & (c == 1)).any() for b, c in zip(beyond, cuts)
+            ):
+                outline[j] = self.top[j]
+                for b, c in zip(beyond, cuts):
+                    c -= b[:, j]
+                    b[:, j] = False
+        return tuple(int(k) for k in outline)
+
+    def build(self, registries, outline) -> np.ndarray:
         """The prism (units of d) of these registries and outline."""
         layers = []
         for k, registry in enumerate(registries):
@@ -168,11 +266,6 @@ class _Lattice:
             height = np.full((len(plane), 1), k * LAYER_SPACING)
             layers.append(np.hstack([plane, height]))
         return np.vstack(layers)
-
-    def shifted(self, outline: np.ndarray, step: int) -> np.ndarray:
-        """Every edge moved out (``step`` 1) or in (-1) by one row."""
-        top = np.array([len(e) - 1 for e in self.edges])
-        return np.clip(outline + step, 0, top)
 
 
 class _Fit:
@@ -257,11 +350,12 @@ def prism_search(
     plane = unit_xyz[:, :2] - np.outer(layers.registry[layers.layer], _SHIFT)
     origin = _circular_mean(plane @ np.linalg.inv(_CELL)) @ _CELL
     heights = (unit_xyz[:, :2] - origin) @ _NORMALS.T
-    lattice = _Lattice(int(np.abs(unit_xyz).max() * 2) + 6)
+    radius = np.linalg.norm(unit_xyz[:, :2] - origin, axis=1).max()
+    lattice = _Lattice(max(SCALES) * radius + REACH)
     per_layer = [heights[layers.layer == k] for k in range(len(registries))]
-    outlines = [
-        heights.max(0),
-        np.median([h.max(0) for h in per_layer], axis=0),
+    median = np.median([h.max(0) for h in per_layer], axis=0)
+    outlines = [heights.max(0), median] + [
+        _symmetric(median, fold) for fold in (3, 6)
     ]
     fit = _Fit(
         np.asarray(r, dtype=float),
@@ -272,95 +366,162 @@ def prism_search(
         fit_qdamp,
     )
 
-    def allowed(sequence, outline) -> np.ndarray | None:
-        prism = lattice.build(sequence, outline)
-        sizes = [len(lattice.layer(k, outline)) for k in set(sequence)]
-        if min(sizes) == 0 or len(prism) > limit:
-            return None
-        return prism
+    # the start's zoom and Uiso, for the scan
+    fit.refit(unit_xyz)
 
-    def best_of(options):
-        """The best allowed (sequence, outline) and its Rw, or None."""
-        kept = {}
+    def rated(options, known=()) -> list[tuple[float, tuple, tuple]]:
+        """``(rw, sequence, outline)`` of the allowed options, not those
+        ``known``, best first (as tuples)."""
+        new = {}
         for sequence, outline in options:
-            key = (tuple(sequence), tuple(outline))
-            if key not in kept:
-                prism = allowed(sequence, outline)
-                if prism is not None:
-                    kept[key] = prism
-        if not kept:
-            return None
-        rw = fit.rw(list(kept.values()))
-        k = int(np.argmin(rw))
-        sequence, outline = list(kept)[k]
-        return list(sequence), np.array(outline), float(rw[k])
+            outline = lattice.canonical(sequence, outline)
+            key = (tuple(sequence), outline)
+            if outline is None or key in known or key in new:
+                continue
+            prism = lattice.build(*key)
+            if len(prism) <= limit:
+                new[key] = prism
+        if not new:
+            return []
+        rw = fit.rw(list(new.values()))
+        return _distinct(sorted(zip(rw, *zip(*new))))
 
-    scanned = best_of(
+    scanned = rated(
         (sequence, lattice.index(scale * outline))
         for n_layers in range(MIN_LAYERS, MAX_LAYERS + 1)
-        for sequence in _resized(registries, n_layers)
+        for resized in _resized(registries, n_layers)
+        for shift in range(3)
+        for sequence in [[(k + shift) % 3 for k in resized]]
         for outline in outlines
         for scale in SCALES
     )
-    if scanned is None:
+    if not scanned:
         return None
-    sequence, outline, _ = scanned
-    rw = fit.refit(lattice.build(sequence, outline))
-    moves = 0
-    for _ in range(ROUNDS):
-        sequence, outline, rw, descended = _descend(
-            lattice, fit, best_of, sequence, outline, rw, MAX_MOVES - moves
+    # every sequence of the best few layer counts and outlines
+    shapes = list(dict.fromkeys((len(s), o) for _, s, o in scanned))
+    for n_layers, outline in shapes[:SCAN_SHAPES]:
+        scanned += rated((new, outline) for new in _sequences(n_layers))
+    beam = _distinct(sorted(scanned))[:BEAM]
+    fit.refit(lattice.build(*beam[0][1:]))
+    beam = _rerated(fit, lattice, beam)
+    best, stale, steps, rounds, known = beam[0], 0, 0, 0, set()
+    while steps < MAX_STEPS:
+        steps += 1
+        # the moves of the beam's prisms not made before
+        known.update(tuple(state) for _, *state in beam)
+        moves = rated(
+            (
+                move
+                for _, sequence, outline in beam
+                for move in _moves(lattice, list(sequence), np.array(outline))
+            ),
+            known,
         )
-        moves += descended
-        choice = best_of((new, outline) for new in _sequences(len(sequence)))
-        if choice is None or choice[2] >= rw * (1 - MIN_GAIN):
+        beam = sorted(beam + moves)[:BEAM]
+        if steps % REFIT_EVERY == 0:
+            fit.refit(lattice.build(*beam[0][1:]))
+            beam = _rerated(fit, lattice, beam)
+        if beam[0][0] < best[0] * (1 - MIN_GAIN):
+            best, stale = beam[0], 0
+            continue
+        stale += 1
+        if stale <= PATIENCE:
+            continue
+        if rounds == ROUNDS:
             break
-        sequence = choice[0]
-        rw = fit.refit(lattice.build(sequence, outline))
-        moves += 1
-    prism = lattice.build(sequence, outline) * fit.unit
+        # every sequence of the best prism's layers, cut from its outline
+        rounds += 1
+        _, sequence, outline = best
+        fit.refit(lattice.build(sequence, outline))
+        best = _rerated(fit, lattice, [best])[0]
+        orders = rated((new, outline) for new in _sequences(len(sequence)))
+        if not orders or orders[0][0] >= best[0] * (1 - MIN_GAIN):
+            break
+        best, stale = orders[0], 0
+        beam = sorted(_rerated(fit, lattice, beam) + orders)[:BEAM]
+    _, sequence, outline = best
+    prism = lattice.build(sequence, outline)
+    rw = fit.refit(prism)
+    prism = prism * fit.unit
     return PrismResult(
         prism - prism.mean(0),
         rw,
         fit.params,
         fit.uiso,
         "".join(REGISTRIES[k] for k in sequence),
-        tuple(float(b) for b in lattice.bounds(outline)),
+        tuple(float(b) for b in lattice.bounds(np.array(outline))),
         fit.scanned,
-        moves,
+        steps,
     )
 
 
-def _descend(lattice, fit, best_of, sequence, outline, rw, max_moves):
-    """Take the best move while one lowers Rw (see the module's step 2);
-    return ``(sequence, outline, rw, moves)``."""
-    moves = since_refit = 0
-    while moves < max_moves:
-        choice = best_of(_moves(lattice, sequence, outline))
-        if choice is not None and choice[2] < rw * (1 - MIN_GAIN):
-            sequence, outline, rw = choice
-            moves += 1
-            since_refit += 1
-            if since_refit < REFIT_EVERY:
-                continue
-        elif not since_refit:
-            break
-        # zoom, Uiso and qdamp of the last fit may hide a better move
-        rw = fit.refit(lattice.build(sequence, outline))
-        since_refit = 0
-    return sequence, outline, rw, moves
+def _rerated(fit: _Fit, lattice: _Lattice, states: list) -> list:
+    """``(rw, sequence, outline)`` of the states at the current fit."""
+    rw = fit.rw([lattice.build(*state) for _, *state in states])
+    return _distinct(
+        sorted([(v, *state) for v, (_, *state) in zip(rw, states)])
+    )
+
+
+def _distinct(states: list) -> list:
+    """Sorted ``(rw, ...)`` states less those of the same Rw as the one
+    before: the same particle (turned over, or with its registries
+    relabelled) of another sequence and outline."""
+    return [
+        (float(state[0]), *state[1:])
+        for k, state in enumerate(states)
+        if k == 0 or not math.isclose(state[0], states[k - 1][0], rel_tol=1e-9)
+    ]
 
 
 def _moves(lattice: _Lattice, sequence: list, outline: np.ndarray):
     """The (sequence, outline) one move away."""
-    top = [len(e) - 1 for e in lattice.edges]
+    top = lattice.top
+    extent = lattice.extent(sequence, outline)
+    # each edge out or in by one row (a released edge in to cut the
+    # outermost row), alone or with the opposite edge the other way (a
+    # shift)
+    bound = np.where(outline == top, extent, outline)
     for j in range(N_NORMALS):
+        opposite = (j + N_NORMALS // 2) % N_NORMALS
         for step in (-1, 1):
-            if 0 <= outline[j] + step <= top[j]:
-                new = outline.copy()
-                new[j] += step
+            if not 0 <= bound[j] + step <= top[j]:
+                continue
+            new = outline.copy()
+            new[j] = bound[j] + step
+            yield sequence, new
+            if 0 <= bound[opposite] - step <= top[opposite]:
+                new = new.copy()
+                new[opposite] = bound[opposite] - step
                 yield sequence, new
-    wider, narrower = lattice.shifted(outline, 1), lattice.shifted(outline, -1)
+    # the three edges of each 3-fold orbit together
+    for orbit in range(N_NORMALS // 3):
+        edges = np.arange(orbit, N_NORMALS, N_NORMALS // 3)
+        for step in (-1, 1):
+            new = outline.copy()
+            new[edges] = np.clip(bound[edges] + step, 0, np.take(top, edges))
+            yield sequence, new
+    # every edge that cuts off sites, out or in
+    binding = outline < top
+    wider = np.where(binding, np.minimum(outline + 1, top), top)
+    narrower = np.where(binding, np.maximum(outline - 1, 0), top)
+    yield sequence, wider
+    yield sequence, narrower
+    # the outline moved by one registry step (every layer on to the next
+    # registry), and the extent of its sites made 3-fold or 6-fold
+    # symmetric about the origin, at each registry step
+    heights = lattice.bounds(extent)
+    symmetric = [
+        new
+        for fold in (3, 6)
+        for new in lattice.rounded(_symmetric(heights, fold))
+    ]
+    for shift in range(3):
+        moved = [(k + shift) % 3 for k in sequence]
+        if shift:
+            yield moved, outline
+        for new in symmetric:
+            yield moved, new
     if len(sequence) > MIN_LAYERS:
         for shorter in (sequence[1:], sequence[:-1]):
             yield shorter, outline
@@ -393,6 +554,12 @@ def _resized(registries: list, n_layers: int) -> list[list]:
                 sequence.insert(0, new)
         resized.append(sequence)
     return resized
+
+
+def _symmetric(heights: np.ndarray, fold: int) -> np.ndarray:
+    """Edge distances averaged over the ``fold``-fold rotations."""
+    orbits = heights.reshape(fold, N_NORMALS // fold)
+    return np.tile(orbits.mean(0), fold)
 
 
 def _sequences(n_layers: int):
