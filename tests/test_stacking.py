@@ -253,6 +253,29 @@ def test_stacking_sequence_recovers_generated_particles(particles):
             assert abs(np.dot(found.axis, axis)) > 0.99
 
 
+def test_layers_in_frame_put_a_turned_particle_on_its_lattice():
+    from diffpy.deepstruc.stacking import stacking_layers
+
+    xyz = build_particle("ABACB", polygon(4, 6))
+    turned = Rotation.random(random_state=3).apply(xyz * 2.77) + 4.0
+    layers = stacking_layers(turned[::-1])
+    unit_xyz, d, origin = layers.in_frame(turned[::-1])
+    assert d == pytest.approx(2.77, rel=1e-6)
+    # layers normal to z, LAYER_SPACING apart
+    heights = unit_xyz[:, 2] - unit_xyz[:, 2].min()
+    assert np.allclose(heights / LAYER_SPACING, layers.layer, atol=1e-6)
+    # every atom on a site of its layer's registry from the origin
+    cell = np.array([[1.0, 0.0], [0.5, math.sqrt(3) / 2]])
+    shift = cell.sum(0) / 3
+    offset = (
+        unit_xyz[:, :2]
+        - origin
+        - np.outer(layers.registry[layers.layer], shift)
+    )
+    frac = offset @ np.linalg.inv(cell)
+    assert np.allclose(frac, np.round(frac), atol=1e-6)
+
+
 def test_fcc_gives_the_same_answer_along_any_axis():
     xyz = Octahedron("Pt", 5, 1).get_positions()
     answers = {

@@ -73,7 +73,6 @@ from diffpy.deepstruc.stacking import (
     MAX_LAYERS,
     MIN_LAYERS,
     REGISTRIES,
-    _circular_mean,
     stacking_layers,
 )
 
@@ -343,12 +342,9 @@ def prism_search(
         return None
     limit = max_atoms or math.inf
     # the start in units of d, in the frame of its layers, relative to
-    # the origin of its lattice (an A site)
-    d = math.sqrt(3.0) * float(np.linalg.norm(layers.step))
-    unit_xyz = (xyz - xyz.mean(0)) @ layers.frame.T / d
+    # the origin of its lattice
+    unit_xyz, d, origin = layers.in_frame(xyz)
     registries = [int(k) for k in layers.registry]
-    plane = unit_xyz[:, :2] - np.outer(layers.registry[layers.layer], _SHIFT)
-    origin = _circular_mean(plane @ np.linalg.inv(_CELL)) @ _CELL
     heights = (unit_xyz[:, :2] - origin) @ _NORMALS.T
     radius = np.linalg.norm(unit_xyz[:, :2] - origin, axis=1).max()
     lattice = _Lattice(max(SCALES) * radius + REACH)

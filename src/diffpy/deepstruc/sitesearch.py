@@ -118,7 +118,6 @@ from diffpy.deepstruc.stacking import (
     _CELL,
     _SHIFT,
     LAYER_SPACING,
-    _circular_mean,
     stacking_layers,
 )
 
@@ -551,20 +550,16 @@ def stacked_template(xyz: np.ndarray):
     layers = stacking_layers(xyz)
     if layers is None:
         return None, None, 0.0
-    d = math.sqrt(3.0) * float(np.linalg.norm(layers.step))
-    unit_xyz = (xyz - xyz.mean(0)) @ layers.frame.T / d
+    unit_xyz, d, origin = layers.in_frame(xyz)
     registry = list(layers.registry)
     for _ in range(EXTRA_LAYERS):
         registry.append((2 * registry[-1] - registry[-2]) % 3)
         registry.insert(0, (2 * registry[0] - registry[1]) % 3)
     registry = np.array(registry)
-    # heights of equally spaced layers, and the in-plane origin of the
-    # lattice (a circular mean of the atoms' offsets from it)
+    # heights of equally spaced layers
     k = layers.layer
     base = float(np.mean(unit_xyz[:, 2] - k * LAYER_SPACING))
-    # one registry step (_SHIFT) in the frame of the layers
-    plane = unit_xyz[:, :2] - np.outer(registry[k + EXTRA_LAYERS], _SHIFT)
-    origin = _circular_mean(plane @ np.linalg.inv(_CELL)) @ _CELL
+    plane = unit_xyz[:, :2] - np.outer(layers.registry[k], _SHIFT)
     radius = np.linalg.norm(plane - origin, axis=1).max() + POOL_MARGIN + 2
     reach = int(math.ceil(radius / _CELL[1, 1])) + 1
     n = np.arange(-reach, reach + 1)

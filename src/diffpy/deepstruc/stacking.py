@@ -691,6 +691,34 @@ class StackingLayers:
         row /= np.linalg.norm(row)
         return np.array([row, np.cross(axis, row), axis])
 
+    def in_frame(
+        self, xyz: np.ndarray
+    ) -> tuple[np.ndarray, float, np.ndarray]:
+        """The analysed cluster in the frame and unit of its lattice.
+
+        Parameters
+        ----------
+        xyz : numpy.ndarray
+            ``(n_atoms, 3)`` coordinates of the cluster analysed.
+
+        Returns
+        -------
+        unit_xyz : numpy.ndarray
+            The cluster centred, rotated by `frame` (layers normal to z)
+            and in units of its nearest-neighbour distance d.
+        d : float
+            That distance, in the units of ``xyz``.
+        origin : numpy.ndarray
+            The in-plane position of a lattice site of the first layer's
+            registry (a circular mean of the atoms' offsets from the
+            lattice), in the frame and unit of ``unit_xyz``.
+        """
+        d = math.sqrt(3.0) * float(np.linalg.norm(self.step))
+        unit_xyz = (xyz - xyz.mean(0)) @ self.frame.T / d
+        plane = unit_xyz[:, :2] - np.outer(self.registry[self.layer], _SHIFT)
+        origin = _circular_mean(plane @ np.linalg.inv(_CELL)) @ _CELL
+        return unit_xyz, d, origin
+
 
 def _stacking_along(xyz, axis, pairs, tolerance) -> StackingLayers | None:
     """The layers of ``xyz`` (units of d) along ``axis``, or None."""
