@@ -430,8 +430,9 @@ def _stacking(report, figure=None) -> list[str]:
         + (
             ", ``mine`` (``mine_library`` over the part's library)"
             " and ``solve`` (``solve_structure`` with the part's model "
-            "and library, :doc:`solve`: site searches from the best "
-            "proposals on their own layers, and the solutions "
+            "and library, :doc:`solve`: the best proposals rebuilt "
+            "as prisms of layers cut from one outline, site searches "
+            "from them on their own layers, and the solutions "
             "re-stacked; it refines qdamp, and so does the "
             "truth's fit for its ΔRw)"
             if "solve" in settings.get("methods", ())

@@ -7,10 +7,12 @@ training library's best shapes) and, when particles beyond the decoder's
 :data:`N_STARTS` candidates of a known structure family are each
 searched on the sites of their family
 (:func:`diffpy.deepstruc.sitesearch.site_search`; the stacking model's
-close-packed proposals on their own layers, the ``"stacked"`` family):
-atoms added and removed one at a time or a facet layer at a time, while
-the data support them.  The solutions from the stacking model's proposals are
-re-stacked with every sequence of their layers
+close-packed proposals on their own layers, the ``"stacked"`` family,
+after each is rebuilt as the prism of layers cut from one outline that
+fits best, :func:`diffpy.deepstruc.prisms.prism_search`, when that fits
+better): atoms added and removed one at a time or a facet layer at a
+time, while the data support them.  The solutions from the stacking
+model's proposals are re-stacked with every sequence of their layers
 (:func:`diffpy.deepstruc.restacking.restack`): a layer that a search
 added continues the stacking one way, and faults show in the data only
 subtly.  A search whose misfit comes below the noise
