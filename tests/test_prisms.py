@@ -75,6 +75,8 @@ def test_prism_search_is_deterministic_and_keeps_max_atoms():
     assert np.array_equal(first.xyz, again.xyz) and first.rw == again.rw
     assert first.params.qdamp == again.params.qdamp
     assert len(first.outline) == 12
+    # a hexagon: six edges bind, the other six are released
+    assert sum(np.isfinite(first.outline)) == 6
     small = prism_search(start, R, g, PARAMS, max_atoms=len(truth) - 10)
     assert small.n_atoms <= len(truth) - 10
 

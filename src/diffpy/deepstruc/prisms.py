@@ -126,7 +126,8 @@ class PrismResult:
     outline : tuple of float
         Distances (units of the nearest-neighbour distance) of the
         outline's edges from the lattice origin, along the in-plane
-        directions 0°, 30°, ..., 330°.
+        directions 0°, 30°, ..., 330°; inf for an edge that cuts off no
+        site.
     scanned : int
         Prisms whose PDF was computed.
     steps : int
@@ -208,7 +209,13 @@ class _Lattice:
         ]
 
     def bounds(self, outline) -> np.ndarray:
-        return np.array([e[k] for e, k in zip(self.edges, outline)])
+        """The distances of an outline's edges (inf where released)."""
+        return np.array(
+            [
+                math.inf if k == top else e[k]
+                for e, k, top in zip(self.edges, outline, self.top)
+            ]
+        )
 
     def inside(self, registry: int, outline) -> np.ndarray:
         """Which sites of one registry lie inside an outline."""
@@ -506,7 +513,7 @@ def _moves(lattice: _Lattice, sequence: list, outline: np.ndarray):
     # the outline moved by one registry step (every layer on to the next
     # registry), and the extent of its sites made 3-fold or 6-fold
     # symmetric about the origin, at each registry step
-    heights = lattice.bounds(extent)
+    heights = np.array([e[k] for e, k in zip(lattice.edges, extent)])
     symmetric = [
         new
         for fold in (3, 6)
