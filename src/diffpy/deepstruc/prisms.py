@@ -73,6 +73,7 @@ from diffpy.deepstruc.stacking import (
     MAX_LAYERS,
     MIN_LAYERS,
     REGISTRIES,
+    registry_sequences,
     stacking_layers,
 )
 
@@ -567,6 +568,7 @@ def _symmetric(heights: np.ndarray, fold: int) -> np.ndarray:
 
 def _sequences(n_layers: int):
     """Every sequence of registries without two equal neighbours."""
+    sequences = registry_sequences(n_layers)
     for first in range(3):
-        for turns in itertools.product((1, 2), repeat=n_layers - 1):
-            yield [int(k) for k in np.cumsum((first,) + turns) % 3]
+        for sequence in (sequences + first) % 3:
+            yield [int(k) for k in sequence]

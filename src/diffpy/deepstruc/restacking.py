@@ -23,14 +23,13 @@ the best few re-stackings but need not be the best.
 """
 
 import dataclasses
-import itertools
 import math
 
 import numpy as np
 
 from diffpy.deepstruc.debye import simulate_pdfs
 from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
-from diffpy.deepstruc.stacking import stacking_layers
+from diffpy.deepstruc.stacking import registry_sequences, stacking_layers
 
 #: Best candidates of a ranking that are re-stacked.
 RESTACK_STARTS = 2
@@ -59,9 +58,7 @@ def restackings(xyz: np.ndarray) -> list[np.ndarray]:
         return []
     n_layers = len(layers.registry)
     clusters = []
-    for turns in itertools.product((1, 2), repeat=n_layers - 1):
-        # each layer one or two registries on from the one below it
-        target = np.cumsum((0,) + turns) % 3
+    for target in registry_sequences(n_layers):
         shift = (target - layers.registry) % 3
         clusters.append(xyz + np.outer(shift[layers.layer], layers.step))
     return clusters

@@ -300,6 +300,27 @@ def stacking_kind(hc: str) -> str:
     return "faulted"
 
 
+def registry_sequences(n_layers: int) -> np.ndarray:
+    """Every sequence of registries of ``n_layers`` layers from A.
+
+    Parameters
+    ----------
+    n_layers : int
+        Number of layers, at least 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(2**(n_layers - 1), n_layers)`` registries (0, 1 or 2 for A, B
+        or C), the first 0 and each next one or two registries on from
+        the one below it, so that no two neighbours are equal.
+    """
+    turns = list(itertools.product((1, 2), repeat=n_layers - 1))
+    turns = np.array(turns, dtype=int).reshape(len(turns), n_layers - 1)
+    start = np.zeros((len(turns), 1), dtype=int)
+    return np.cumsum(np.hstack([start, turns]), axis=1) % 3
+
+
 def stacking_sequences(n_layers: int) -> list[str]:
     """All canonical stacking sequences of ``n_layers`` layers, sorted.
 
