@@ -1,19 +1,27 @@
-"""Near-duplicates, plausibility flags and the poor-fit warning."""
+"""Near-duplicates, plausibility flags, the ranking and the poor-fit
+warning."""
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from diffpy.deepstruc.candidate import Candidate
 from diffpy.deepstruc.clusters import library_shapes
+from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
+from diffpy.deepstruc.fitting import STRAIN_PARAMETERS, bic_weights
 from diffpy.deepstruc.plausibility import (
     DUPLICATE_RMSD,
     FLAGS,
     POOR_RW,
     FitQualityWarning,
     distinct_geometries,
+    fitted_parameters,
     geometry_flags,
     plausibility_flags,
+    rank_candidates,
+    ranking_order,
     warn_if_poor_fit,
 )
 
@@ -85,3 +93,90 @@ def test_good_best_fit_does_not_warn(recwarn):
     warn_if_poor_fit([fake(None, rw=POOR_RW - 0.05), fake(None, rw=0.9)])
     warn_if_poor_fit([])
     assert not [w for w in recwarn if w.category is FitQualityWarning]
+
+
+NOISE = 0.02
+PARAMS = DebyeParameters(qmax=25.0)
+
+
+@pytest.fixture(scope="module")
+def noisy_pdf():
+    """r, G of a 55-atom icosahedron with white noise of NOISE max G."""
+    r = np.arange(2.0, 30.0, 0.01)
+    _, g = simulate_pdf(shape("icosahedral", 55) * 2.77, r, params=PARAMS)
+    sigma = NOISE * np.abs(g).max()
+    return r, g + sigma * np.random.default_rng(0).standard_normal(r.size)
+
+
+def candidate(pdf, rw, source="library", strain=None):
+    r, g = pdf
+    return Candidate(
+        xyz=shape("icosahedral", 55) * 2.77,
+        element="Pt",
+        rw=rw,
+        scale=1.0,
+        zoom=1.0,
+        uiso=0.005,
+        latent=np.full(2, math.nan) if source == "library" else np.zeros(2),
+        sigma=0.0,
+        source=source,
+        r=r,
+        gobs=g,
+        gcalc=g,
+        params=PARAMS,
+        strain=strain,
+    )
+
+
+def rw_better_by(pdf, rw, parameters):
+    """The Rw that lowers the chi-square of ``rw`` by ``parameters`` times
+    the cost of one parameter (the noise given as its true level)."""
+    r, g = pdf
+    weight, penalty = bic_weights(r, g, PARAMS.qmax, NOISE * np.abs(g).max())
+    return math.sqrt(rw**2 - parameters * penalty / weight)
+
+
+def test_decodes_and_strains_are_charged_their_parameters(noisy_pdf):
+    strain = np.diag([0.01, -0.005, -0.005])
+    assert fitted_parameters(candidate(noisy_pdf, 0.1)) == 0
+    assert fitted_parameters(candidate(noisy_pdf, 0.1, "prior")) == 2
+    assert fitted_parameters(candidate(noisy_pdf, 0.1, "refined")) == 2
+    assert fitted_parameters(candidate(noisy_pdf, 0.1, "solved")) == 0
+    strained = candidate(noisy_pdf, 0.1, "search", strain)
+    assert fitted_parameters(strained) == 2 + STRAIN_PARAMETERS
+
+
+@pytest.mark.parametrize("noise", ["given", "estimated"])
+def test_a_decode_ranks_first_only_when_it_beats_its_charge(noisy_pdf, noise):
+    sigma = NOISE * np.abs(noisy_pdf[1]).max() if noise == "given" else None
+    shape_ = candidate(noisy_pdf, 0.2)
+    # two parameters cost 2 penalties: gains of 1 and 3 penalties
+    close = candidate(noisy_pdf, rw_better_by(noisy_pdf, 0.2, 1), "prior")
+    clear = candidate(noisy_pdf, rw_better_by(noisy_pdf, 0.2, 3), "prior")
+    assert close.rw < shape_.rw
+    assert ranking_order([close, shape_], sigma) == [1, 0]
+    assert ranking_order([shape_, clear], sigma) == [1, 0]
+    ranked = rank_candidates([close, clear, shape_], 2, sigma)
+    assert [c.rank for c in ranked] == [1, 2]
+    assert ranked == [clear, shape_]
+
+
+def test_a_strained_candidate_pays_for_its_strain(noisy_pdf):
+    strain = np.diag([0.01, -0.005, -0.005])
+    shape_ = candidate(noisy_pdf, 0.2)
+    gain = STRAIN_PARAMETERS - 1
+    weak = candidate(noisy_pdf, rw_better_by(noisy_pdf, 0.2, gain))
+    weak.strain = strain
+    assert ranking_order([weak, shape_]) == [1, 0]
+    weak.strain = None
+    assert ranking_order([weak, shape_]) == [0, 1]
+
+
+def test_without_noise_the_ranking_is_by_rw(noisy_pdf):
+    r, g = noisy_pdf
+    _, clean = simulate_pdf(shape("icosahedral", 55) * 2.77, r, params=PARAMS)
+    pdf = (r, clean)
+    shape_ = candidate(pdf, 0.0101)
+    decode = candidate(pdf, 0.0100, "prior")
+    assert ranking_order([shape_, decode]) == [1, 0]
+    assert ranking_order([]) == []

@@ -22,9 +22,9 @@ def shape(cluster_type, size):
 
 
 @pytest.fixture(scope="module")
-def bcc_339():
-    """bcc 3-3-9 (91 atoms) at d = 2.33 Å, Qmax 22, Biso 0.5 Å²."""
-    truth = shape("bcc", (3, 3, 9))
+def hcp_1510():
+    """hcp 1-5-10 (100 atoms) at d = 2.33 Å, Qmax 22, Biso 0.5 Å²."""
+    truth = shape("hcp", (1, 5, 10))
     params = DebyeParameters(qmax=22.0, biso=0.5)
     r, g = simulate_pdf(truth.xyz * 2.33, params=params)
     keywords = dict(top=3, qmax=22.0, qdamp=0.04, element="Pt")
@@ -36,24 +36,24 @@ def bcc_339():
     return truth, decodes, snapped, mined
 
 
-def test_snapping_recovers_a_shape_the_decodes_miss(bcc_339):
-    # measured: the decodes alone give 83 atoms
-    truth, decodes, snapped, _ = bcc_339
+def test_snapping_recovers_a_shape_the_decodes_miss(hcp_1510):
+    # measured: the decodes alone give 90 atoms
+    truth, decodes, snapped, _ = hcp_1510
     assert decodes[0].n_atoms != truth.n_atoms
     best = snapped[0]
-    assert (best.source, best.label) == ("library", "bcc 3-3-9")
+    assert (best.source, best.label) == ("library", "hcp 1-5-10")
     assert best.n_atoms == truth.n_atoms and best.rw < 0.01
     assert best.rw < decodes[0].rw
 
 
-def test_snapped_candidates_are_never_worse_than_mining(bcc_339):
-    _, _, snapped, mined = bcc_339
+def test_snapped_candidates_are_never_worse_than_mining(hcp_1510):
+    _, _, snapped, mined = hcp_1510
     assert snapped[0].rw <= mined[0].rw + 1e-9
     assert snapped[0].label == mined[0].label
 
 
-def test_snapped_library_candidates_sit_on_the_latent_map(bcc_339):
-    _, _, snapped, _ = bcc_339
+def test_snapped_library_candidates_sit_on_the_latent_map(hcp_1510):
+    _, _, snapped, _ = hcp_1510
     library = [c for c in snapped if c.source == "library"]
     assert library
     for c in library:

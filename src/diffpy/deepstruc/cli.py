@@ -373,7 +373,7 @@ def _add_model_options(parser) -> None:
         default="mmnp",
         help="shipped model (mmnp: seven structure types; stacking: fcc, "
         "hcp and stacking-faulted close-packed particles), a model folder, "
-        "or auto: every shipped model, all candidates ranked by Rw "
+        "or auto: every shipped model, all candidates ranked together "
         "(default: mmnp)",
     )
     parser.add_argument(

@@ -30,7 +30,9 @@ and fits only the best:
    best one;
 3. the best ``top + EXTRA_FITS`` clusters by screening Rw are fitted
    with scale, zoom and Uiso (:func:`diffpy.deepstruc.fitting.fit_cluster`,
-   started at their screening zoom and Uiso) and ranked by Rw.
+   started at their screening zoom and Uiso) and ranked by Rw (with
+   ``strain=True``, a strained refit is charged its strain:
+   :func:`diffpy.deepstruc.plausibility.ranking_order`).
 
 Every library entry is its own candidate: entries are not merged, even
 when two are alike.
@@ -506,9 +508,8 @@ def mine_library(
         are screened.  By default the line is shown for libraries of more
         than :data:`PROGRESS_MIN_CLUSTERS` clusters.
     noise : float, optional
-        Standard deviation of the noise of G, for the type weights; by
-        default estimated from the high-r part of the data
-        (:func:`diffpy.deepstruc.confidence.noise_level`).
+        Standard deviation of the noise of G, as for
+        :func:`~diffpy.deepstruc.propose.propose_structures`.
     strain : bool
         Refit the best of the ``top`` clusters with a homogeneous strain
         too, kept where the data support it
@@ -518,7 +519,9 @@ def mine_library(
     Returns
     -------
     list of Candidate
-        At most ``top`` candidates ranked by Rw, with ``source ==
+        At most ``top`` candidates ranked by their fit
+        (:func:`~diffpy.deepstruc.plausibility.ranking_order`), with
+        ``source ==
         "library"``, NaN ``latent`` and ``sigma``, the ``label`` of
         the library entry
         (:attr:`diffpy.deepstruc.libraries.LibraryEntry.label`), and the
@@ -562,7 +565,7 @@ def mine_library(
     )
     if type_rw:
         weigh_types(candidates, type_rw, params, noise)
-    return rank_candidates(candidates, top)
+    return rank_candidates(candidates, top, noise)
 
 
 def mined_candidates(

@@ -12,7 +12,8 @@ Three checks run on every proposal:
 * **fit quality** (:func:`warn_if_poor_fit`): a
   :class:`FitQualityWarning` when even the best candidate fits poorly.
 
-:func:`rank_candidates` ranks fitted candidates and applies the last two.
+:func:`rank_candidates` ranks fitted candidates (:func:`ranking_order`)
+and applies the last two.
 """
 
 import warnings
@@ -20,6 +21,8 @@ import warnings
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
+from diffpy.deepstruc.confidence import white_noise
+from diffpy.deepstruc.fitting import STRAIN_PARAMETERS, bic_weights
 from diffpy.deepstruc.matching import matched_errors, nn_distance
 
 #: Structures with the same atom count closer than this RMSD (units of
@@ -36,6 +39,10 @@ SCALE_FACTOR = 2.0
 REFERENCE_RMSD = 0.3
 #: Best Rw above which the proposal gets a :class:`FitQualityWarning`.
 POOR_RW = 0.3
+#: Sources of the decoded candidates: each was picked among the decodes of
+#: many latent points for its fit to the data, so the ranking charges it
+#: its latent coordinates as fitted parameters (:func:`fitted_parameters`).
+DECODED_SOURCES = ("prior", "search", "refined")
 #: The flags and what each means.
 FLAGS = {
     "isolated_atoms": "an atom has no neighbour within "
@@ -133,14 +140,15 @@ def warn_if_poor_fit(candidates, stacklevel: int = 3) -> None:
     Parameters
     ----------
     candidates : list of Candidate
-        Candidates ranked by Rw.
+        Candidates of one PDF.
     stacklevel : int
         Passed to ``warnings.warn``; the default points at the caller
         of the function that calls this one.
     """
-    if candidates and candidates[0].rw > POOR_RW:
+    best = min((c.rw for c in candidates), default=0.0)
+    if best > POOR_RW:
         warnings.warn(
-            f"The best candidate fits poorly (Rw = {candidates[0].rw:.3f} > "
+            f"The best candidate fits poorly (Rw = {best:.3f} > "
             f"{POOR_RW}). The particle may be larger than the model's "
             "200 atoms (build larger ones with the site search: deepstruc "
             "solve --max-atoms 2000; or mine the 'large' library of "
@@ -154,8 +162,72 @@ def warn_if_poor_fit(candidates, stacklevel: int = 3) -> None:
         )
 
 
-def rank_candidates(candidates: list, top: int) -> list:
-    """Rank candidates by Rw, keep ``top``, flag them, warn on a poor fit.
+def fitted_parameters(candidate) -> int:
+    """Parameters fitted to the data beyond scale, zoom and Uiso.
+
+    Parameters
+    ----------
+    candidate : Candidate
+
+    Returns
+    -------
+    int
+        The latent coordinates of a decode (``source`` in
+        :data:`DECODED_SOURCES`: its latent point was chosen to fit the
+        data), plus :data:`~diffpy.deepstruc.fitting.STRAIN_PARAMETERS`
+        for a strained candidate.  Library shapes, re-stackings and
+        solved structures were chosen from discrete sets (the site search
+        charges each change it makes as it goes) and count 0.
+    """
+    k = len(candidate.latent) if candidate.source in DECODED_SOURCES else 0
+    if candidate.strain is not None:
+        k += STRAIN_PARAMETERS
+    return k
+
+
+def ranking_order(candidates, noise: float | None = None) -> list[int]:
+    """Indices of the candidates of one PDF, best first.
+
+    Candidates are ranked by the Bayesian information criterion of their
+    fit, ``weight Rw^2 + penalty k``
+    (:func:`~diffpy.deepstruc.fitting.bic_weights`, ``k`` from
+    :func:`fitted_parameters`): a decode or a strained candidate ranks
+    above a library shape only when it fits better by more than what its
+    extra parameters buy.  For data without noise this is the order of
+    Rw.
+
+    Parameters
+    ----------
+    candidates : list of Candidate
+        Fitted candidates of one PDF (they share ``r`` and ``gobs``).
+    noise : float, optional
+        Standard deviation of the noise of G; by default the white noise
+        of the data (:func:`diffpy.deepstruc.confidence.white_noise`).
+
+    Returns
+    -------
+    list of int
+        A permutation of ``range(len(candidates))``; equal criteria keep
+        the order of Rw.
+    """
+    if not candidates:
+        return []
+    first = candidates[0]
+    r, g, qmax = first.r, first.gobs, first.params.qmax
+    if noise is None:
+        noise = white_noise(r, g, qmax)
+    weight, penalty = bic_weights(r, g, qmax, noise)
+    bic = [
+        (weight * c.rw**2 + penalty * fitted_parameters(c), c.rw)
+        for c in candidates
+    ]
+    return sorted(range(len(candidates)), key=bic.__getitem__)
+
+
+def rank_candidates(
+    candidates: list, top: int, noise: float | None = None
+) -> list:
+    """Rank candidates (:func:`ranking_order`), keep ``top``, flag them.
 
     Parameters
     ----------
@@ -163,15 +235,20 @@ def rank_candidates(candidates: list, top: int) -> list:
         Fitted candidates of one PDF, in any order.
     top : int
         Number kept.
+    noise : float, optional
+        Standard deviation of the noise of G, as for
+        :func:`ranking_order`.
 
     Returns
     -------
     list of Candidate
-        The ``top`` best by Rw, with ``rank`` (1 = best) and ``flags``
+        The ``top`` best, with ``rank`` (1 = best) and ``flags``
         (:func:`plausibility_flags`) set.  A :class:`FitQualityWarning`
-        is issued when the best fits poorly (:func:`warn_if_poor_fit`).
+        is issued when even the least Rw is poor
+        (:func:`warn_if_poor_fit`).
     """
-    ranked = sorted(candidates, key=lambda c: c.rw)[:top]
+    order = ranking_order(candidates, noise)
+    ranked = [candidates[i] for i in order[:top]]
     flags = plausibility_flags(ranked)
     for rank, candidate in enumerate(ranked, start=1):
         candidate.rank = rank

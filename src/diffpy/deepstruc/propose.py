@@ -45,8 +45,11 @@ The pipeline of :func:`propose_structures`:
    where the data support it
    (:func:`diffpy.deepstruc.strain.refit_strained`; the mined shapes
    were refitted in step 6);
-9. the fitted candidates are ranked by Rw and get their plausibility
-   flags, with a
+9. the fitted candidates are ranked by the Bayesian information
+   criterion of their fit, which charges a decode its two latent
+   coordinates and a strained candidate its strain as fitted parameters
+   (:func:`diffpy.deepstruc.plausibility.ranking_order`; for clean data
+   the order of Rw), and get their plausibility flags, with a
    :class:`~diffpy.deepstruc.plausibility.FitQualityWarning` when even
    the best fits poorly (:mod:`diffpy.deepstruc.plausibility`).
 
@@ -94,6 +97,7 @@ from diffpy.deepstruc.plausibility import (
     FitQualityWarning,
     distinct_geometries,
     rank_candidates,
+    ranking_order,
 )
 from diffpy.deepstruc.restacking import restack_best
 from diffpy.deepstruc.strain import refit_strained
@@ -290,8 +294,7 @@ def propose_structures(
         :func:`diffpy.deepstruc.pdfdata.load_pdf` reads.
     model : str or pathlib.Path
         Shipped model name (``"mmnp"``, ``"stacking"``), model folder, or
-        ``"auto"``: every shipped model, all candidates ranked together
-        by Rw.
+        ``"auto"``: every shipped model, all candidates ranked together.
     n_samples : int
         Latent points drawn around the prior mean.
     top : int
@@ -317,8 +320,10 @@ def propose_structures(
     fit_range : tuple of float
         r range (Å) of the fits.
     noise : float, optional
-        Standard deviation of the noise of G, for the type weights; by
-        default estimated from the high-r part of the data
+        Standard deviation of the noise of G.  By default the ranking and
+        the strained refits take the white noise of the data
+        (:func:`diffpy.deepstruc.confidence.white_noise`) and the type
+        weights estimate it from the high-r part
         (:func:`diffpy.deepstruc.confidence.noise_level`).
     strain : bool
         Refit the best candidates with a homogeneous strain too, kept
@@ -329,7 +334,8 @@ def propose_structures(
     Returns
     -------
     list of Candidate
-        At most ``top`` distinct candidates ranked by Rw (rank 1 first),
+        At most ``top`` distinct candidates ranked by their fit (rank 1
+        first; :func:`diffpy.deepstruc.plausibility.ranking_order`),
         with the weights of the structure types
         (:attr:`~diffpy.deepstruc.candidate.Candidate.type_weights`)
         unless ``snap=False``.
@@ -380,7 +386,7 @@ def propose_structures(
             for name, rw in (c.type_rw or {}).items():
                 type_rw[name] = min(rw, type_rw.get(name, rw))
         weigh_types(candidates, type_rw, candidates[0].params, noise)
-    return ranked(candidates, top)
+    return ranked(candidates, top, noise)
 
 
 def _propose(
@@ -483,19 +489,24 @@ def _propose(
         for name, rw in decoded.items():
             type_rw[name] = min(rw, type_rw.get(name, rw))
         weigh_types(candidates, type_rw, params, noise)
-    return ranked(candidates, top)
+    return ranked(candidates, top, noise)
 
 
-def ranked(candidates: list[Candidate], top: int) -> list[Candidate]:
+def ranked(
+    candidates: list[Candidate], top: int, noise: float | None = None
+) -> list[Candidate]:
     """The ``top`` best candidates, ranked and flagged.
 
-    Candidates are sorted by Rw, near-duplicates give way to the better
-    fit, and the rest get their rank and plausibility flags
+    Candidates are ranked by the information criterion of their fit
+    (:func:`diffpy.deepstruc.plausibility.ranking_order`, with ``noise``),
+    near-duplicates give way to the better-ranked one, and the rest get
+    their rank and plausibility flags
     (:func:`diffpy.deepstruc.plausibility.rank_candidates`).
     """
-    candidates.sort(key=lambda c: c.rw)
+    order = ranking_order(candidates, noise)
+    candidates = [candidates[i] for i in order]
     keep = distinct_geometries([c.xyz for c in candidates])
-    return rank_candidates([candidates[i] for i in keep], top)
+    return rank_candidates([candidates[i] for i in keep], top, noise)
 
 
 def model_library(net) -> str:

@@ -205,7 +205,12 @@ GROUP_MOVES = (
     "move layer",
     "grow layer",
     "shrink layer",
+    "grow facets",
+    "trim facets",
 )
+#: Families whose facets of one orbit also grow or shrink together
+#: (`facet_orbits`); the stacked family's layers have their own moves.
+ORBIT_FAMILIES = ("fcc", "bcc", "sc", "hcp", "icosahedral", "decahedral")
 
 
 class OffSitesError(ValueError):
@@ -608,6 +613,7 @@ class _Search:
         # start from it); whether atoms changed since the last strain fit
         self.fit_strain = self.strained = self.strain_stale = False
         self.normals = facet_normals(family)
+        self.orbits = facet_orbits(family) if family in ORBIT_FAMILIES else ()
         self.occupied = np.zeros(len(sites), dtype=bool)
         self.occupied[occupied] = True
         # the sites' occupancy that single changes are counted against,
@@ -875,6 +881,37 @@ def facet_normals(family: str) -> np.ndarray:
         raise _unknown_family(family)
     normals = normals / np.linalg.norm(normals, axis=1)[:, None]
     return np.array(_distinct(normals))
+
+
+@lru_cache(maxsize=None)
+def facet_orbits(family: str) -> tuple[np.ndarray, ...]:
+    """The facets of a family that are alike, as sets of normals.
+
+    Two normals of :func:`facet_normals` are alike when their dot
+    products with all the normals are the same (sorted): a symmetry of
+    the family maps one onto the other, as it maps the six {100} facets
+    of a cubic lattice onto each other.  The 12 in-plane normals of the
+    hcp and stacked families, 30° apart, cannot tell {10-10} from
+    {11-20} that way; their orbits are every other one.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Indices into :func:`facet_normals` of each set of two or more.
+    """
+    normals = facet_normals(family)
+    if family in ("hcp", STACKED):
+        angles = np.rint(np.degrees(np.arctan2(normals[:, 1], normals[:, 0])))
+        keys = [
+            (round(abs(n[2]), 3), int(a) % 60 if abs(n[2]) < 0.5 else 0)
+            for n, a in zip(normals, angles)
+        ]
+    else:
+        keys = [tuple(np.round(np.sort(normals @ n), 3)) for n in normals]
+    orbits: dict = {}
+    for i, key in enumerate(keys):
+        orbits.setdefault(key, []).append(i)
+    return tuple(np.array(i) for i in orbits.values() if len(i) > 1)
 
 
 def _distinct(normals) -> list[np.ndarray]:
@@ -1284,9 +1321,13 @@ def _moves(search: _Search, bic) -> list:
 
 
 def _layers(search: _Search, bic, limit) -> list:
-    """Facet layers added or removed, and the rims of close-packed
-    layers grown or shrunk, as `_singles`."""
-    changes = _layer_changes(search, limit) + _rim_changes(search, limit)
+    """Facet layers added or removed, alone or an orbit at once, and the
+    rims of close-packed layers grown or shrunk, as `_singles`."""
+    changes = (
+        _layer_changes(search, limit)
+        + _orbit_changes(search, limit)
+        + _rim_changes(search, limit)
+    )
     return _scored(search, bic, changes)
 
 
@@ -1321,6 +1362,44 @@ def _layer_changes(search: _Search, limit) -> list:
         new = np.flatnonzero(beyond & (height < top) & inside)
         if 0 < len(new) and len(occupied) + len(new) <= limit:
             changes.append(("add layer", [int(s) for s in new], []))
+    return changes
+
+
+def _orbit_changes(search: _Search, limit) -> list:
+    """Every facet of one orbit moved at once: ``[(move, added, removed)]``.
+
+    For each orbit of the family's facets (`facet_orbits`): the atoms on
+    all its facets removed, or the sites up to the next plane beyond
+    each of its facets added, edges and corners between them included,
+    within the other facets: a block or polyhedron grown or trimmed
+    evenly, which one facet at a time would reach only through worse
+    fits.  Facets of the family's normals only (`_facets` lists them
+    first, in their order); none for the stacked family.
+    """
+    if not search.orbits:
+        return []
+    occupied = np.flatnonzero(search.occupied)
+    planes = _facets(search.sites[occupied], search.normals)
+    if len(planes) < len(search.normals):
+        return []
+    normals, offsets = (np.array(a) for a in zip(*planes))
+    heights = search.sites @ normals.T  # (n_sites, n_planes)
+    changes = []
+    for orbit in search.orbits:
+        on = heights[occupied][:, orbit] > offsets[orbit] - LAYER_TOLERANCE
+        _, removed = search.dangling([], occupied[on.any(axis=1)])
+        if 0 < len(removed) < len(occupied):
+            changes.append(("trim facets", [], removed))
+        beyond = heights[:, orbit] > offsets[orbit] + LAYER_TOLERANCE
+        if not beyond.any(axis=0).all():
+            continue
+        grown = offsets.copy()
+        grown[orbit] = np.where(beyond, heights[:, orbit], np.inf).min(0)
+        inside = (heights <= grown + LAYER_TOLERANCE).all(axis=1)
+        new = np.flatnonzero(inside & ~search.occupied)
+        added, _ = search.dangling(new, [])
+        if added and len(occupied) + len(added) <= limit:
+            changes.append(("grow facets", added, []))
     return changes
 
 

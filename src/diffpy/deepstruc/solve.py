@@ -19,8 +19,9 @@ subtly.  A search whose misfit comes below the noise
 (:attr:`~diffpy.deepstruc.sitesearch.SearchResult.settled`) ends those
 of the starts ranked after it, whose results are dropped.  The searched
 structures (``source="solved"``, with the path of their search) are
-ranked with every proposal by Rw, so the answer is never worse than what
-``propose`` found.
+ranked with every proposal as ``propose`` ranks its candidates
+(:func:`diffpy.deepstruc.plausibility.ranking_order`), so the answer is
+never worse than what ``propose`` found.
 """
 
 from __future__ import annotations
@@ -139,10 +140,11 @@ def solve_structure(
     noise : float, optional
         Standard deviation of the noise of G, which sets when the data
         no longer support a change
-        (:func:`diffpy.deepstruc.sitesearch.site_search`) and weighs the
-        types; by default the white noise of the data
-        (:func:`diffpy.deepstruc.confidence.white_noise`), for the search,
-        and as for ``propose`` for the type weights.
+        (:func:`diffpy.deepstruc.sitesearch.site_search`), ranks the
+        candidates and weighs the types; by default the white noise of
+        the data (:func:`diffpy.deepstruc.confidence.white_noise`), for
+        the search and the ranking, and as for ``propose`` for the type
+        weights.
     progress : bool or callable, optional
         A progress line on standard error (True), or a callable
         ``progress(start, moves)`` called after each accepted move.
@@ -150,7 +152,8 @@ def solve_structure(
     Returns
     -------
     list of Candidate
-        At most ``top`` distinct candidates ranked by Rw: the searched
+        At most ``top`` distinct candidates ranked by their fit
+        (:func:`~diffpy.deepstruc.plausibility.ranking_order`): the searched
         structures (``source="solved"``, with
         :attr:`~diffpy.deepstruc.candidate.Candidate.path`) and the
         proposals they were searched from.
@@ -289,7 +292,7 @@ def solve_structure(
             if c.type:
                 type_rw[c.type] = min(c.rw, type_rw.get(c.type, math.inf))
         weigh_types(candidates, type_rw, best.params, noise)
-    return ranked(candidates, top)
+    return ranked(candidates, top, sigma)
 
 
 def _family(start: Candidate) -> str:

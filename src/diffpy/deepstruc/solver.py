@@ -67,7 +67,7 @@ class DeepStrucSolver:
         Returns
         -------
         list of Candidate
-            Candidates ranked by Rw.
+            Candidates ranked by their fit.
         """
         from diffpy.deepstruc.propose import propose_structures
 
@@ -88,7 +88,7 @@ class DeepStrucSolver:
         -------
         list of Candidate
             Solved candidates (``source="solved"``) and the proposals
-            they started from, ranked by Rw.
+            they started from, ranked by their fit.
         """
         from diffpy.deepstruc.solve import solve_structure
 
