@@ -18,6 +18,7 @@ from diffpy.deepstruc.sitesearch import (
     _steepest,
     align,
     facet_normals,
+    facet_orbits,
     family_of,
     site_search,
     template,
@@ -208,6 +209,50 @@ def test_search_grows_the_rim_of_one_layer_on_noisy_data(monkeypatch):
     # one atom at a time, the data do not support the rim
     monkeypatch.setattr(sitesearch, "_rim_changes", lambda *args: [])
     single = site_search(start, STACKED, R, g, PARAMS, noise=0.02)
+    assert not _same_shape(single.xyz, truth)
+
+
+@pytest.mark.parametrize(
+    "family, sizes",
+    [
+        ("fcc", [8, 12, 6]),
+        ("sc", [8, 12, 6]),
+        ("hcp", [6, 6, 2]),
+        ("icosahedral", [12, 20]),
+        ("decahedral", [10, 5, 5, 2]),
+    ],
+)
+def test_facet_orbits_are_the_sets_of_alike_facets(family, sizes):
+    normals = facet_normals(family)
+    orbits = facet_orbits(family)
+    assert [len(orbit) for orbit in orbits] == sizes
+    for orbit in orbits:
+        # alike facets: the same angles to all the others
+        angles = np.sort(normals[orbit] @ normals.T, axis=1)
+        assert np.allclose(angles, angles[0], atol=1e-3)
+
+
+def test_search_grows_every_facet_of_a_block_at_once(monkeypatch):
+    from ase.cluster import FaceCenteredCubic
+
+    from diffpy.deepstruc import sitesearch
+
+    surfaces = [(1, 0, 0), (1, 1, 0), (1, 1, 1)]
+    truth = FaceCenteredCubic("Pt", surfaces, [3, 4, 4], A_FCC)
+    start = FaceCenteredCubic("Pt", surfaces, [2, 3, 3], A_FCC)
+    truth = _rotated(truth.get_positions(), seed=5)
+    g = _data(truth, noise=0.02, seed=1)
+    result = site_search(
+        start.get_positions(), "fcc", R, g, PARAMS, noise=0.02
+    )
+    assert (len(start), len(truth)) == (43, 87)
+    assert _same_shape(result.xyz, truth)
+    assert "grow facets" in [step.move for step in result.path]
+    # one facet at a time, the search ends in a local minimum
+    monkeypatch.setattr(sitesearch, "_orbit_changes", lambda *args: [])
+    single = site_search(
+        start.get_positions(), "fcc", R, g, PARAMS, noise=0.02
+    )
     assert not _same_shape(single.xyz, truth)
 
 

@@ -208,8 +208,8 @@ def _geometry_model(report, blind) -> list[str]:
             else ", without decoder polishing"
         )
         + (f" ({wall / 60:.0f} min in all)" if wall else "")
-        + f"; trained at git {model['training_commit'][:12]}.  It was "
-        "evaluated in one run of::",
+        + f"; trained at {_commit_text(model['training_commit'])}.  It "
+        "was evaluated in one run of::",
         "",
         f"   {_geometry_command(report)}",
         "",
@@ -397,8 +397,9 @@ def _stacking(report, figure=None) -> list[str]:
         *_heading("Stacking model", "-"),
         f"The stacking model ``{model['name']}`` (close-packed particles "
         "of 3-10 layers with fcc, hcp or faulted stacking, "
-        ":doc:`stacking`; trained at git "
-        f"{model['training_commit'][:12]}, {model['epochs']} epochs) was "
+        ":doc:`stacking`; trained at "
+        f"{_commit_text(model['training_commit'])}, {model['epochs']} "
+        "epochs) was "
         "evaluated in one run of::",
         "",
         f"   {_stacking_command(settings, model['name'])}",
@@ -793,8 +794,9 @@ def _solve(report, model_name, figures=None, title=None) -> list[str]:
         *_heading(title, "-"),
         f"{names[0]} {'were' if len(settings['methods']) > 1 else 'was'} "
         "evaluated on the same PDFs with the model "
-        f"``{model['name']}`` (trained at git "
-        f"{model['training_commit'][:12]}, {model['epochs']} epochs) in "
+        f"``{model['name']}`` (trained at "
+        f"{_commit_text(model['training_commit'])}, {model['epochs']} "
+        "epochs) in "
         "one run of::",
         "",
         f"   {_solve_command(report, model_name)}",
@@ -845,6 +847,15 @@ def _solve(report, model_name, figures=None, title=None) -> list[str]:
     if "experimental_note" in report:
         lines += [report["experimental_note"], ""]
     return lines
+
+
+def _commit_text(commit: str) -> str:
+    """``git <12 digits>``, and whether the tree had uncommitted changes
+    (a commit recorded as ``<sha>-dirty``)."""
+    text = f"git {commit[:12]}"
+    if commit.endswith("-dirty"):
+        text += " with uncommitted changes"
+    return text
 
 
 def _heading(title, char) -> list[str]:
@@ -951,14 +962,13 @@ def render(
         "",
         f"Shipped model ``{model['name']}``: {model['epochs']} epochs "
         "on the CPU"
-        + (f" ({wall / 60:.0f} min, the main loop)" if wall else "")
         + (
-            f", then {model['polish_epochs']} epochs of decoder polishing "
-            "(not timed: the training log times the main loop only)"
+            f", then {model['polish_epochs']} epochs of decoder polishing"
             if model["polish_epochs"]
             else ""
         )
-        + f"; trained at git {model['training_commit'][:12]}.",
+        + (f", {wall / 60:.0f} min in all" if wall else "")
+        + f"; trained at {_commit_text(model['training_commit'])}.",
         "",
         *_heading("Random split", "-"),
         f"{random['n_pdfs']} PDFs, {settings['per_type']} per structure "

@@ -35,6 +35,11 @@ which only some should go.  The better result is kept.  The moves:
   through the outermost atoms, which cuts a vertex or an edge in one
   move (with any atom that would be left with fewer than
   ``MIN_CONTACTS`` neighbours, so that no change strands atoms);
+* grow or trim every facet of one orbit at once (:func:`facet_orbits`:
+  the six {100} facets of a cubic lattice, say, or the twelve vertices
+  of an icosahedron), so that a block or polyhedron grows or shrinks
+  evenly, where one facet at a time passes through worse fits (not in
+  the ``"stacked"`` family, whose layers have their own moves);
 * in the ``"stacked"`` family, grow or shrink the rim of one
   close-packed layer: its in-plane outline, which no facet of the whole
   particle changes;
