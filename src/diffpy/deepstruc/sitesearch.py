@@ -1342,12 +1342,7 @@ def _layer_changes(search: _Search, limit) -> list:
     For each facet (`_facets`): remove the atoms on it, or add the
     sites of the next plane beyond it that lie within all other facets.
     """
-    occupied = np.flatnonzero(search.occupied)
-    planes = _facets(search.sites[occupied], search.normals)
-    if not planes:
-        return []
-    normals, offsets = (np.array(a) for a in zip(*planes))
-    heights = search.sites @ normals.T  # (n_sites, n_facets)
+    occupied, offsets, heights = _facet_heights(search)
     # facets beyond which each site lies; _facets keeps distinct normals
     outside = heights > offsets + LAYER_TOLERANCE
     n_outside = outside.sum(axis=1)
@@ -1370,6 +1365,18 @@ def _layer_changes(search: _Search, limit) -> list:
     return changes
 
 
+def _facet_heights(search: _Search):
+    """The atoms' sites, and the facets of the atoms (`_facets`): their
+    offsets, and the height of every site along their normals,
+    ``(n_sites, n_facets)``; no facets for atoms without a hull."""
+    occupied = np.flatnonzero(search.occupied)
+    planes = _facets(search.sites[occupied], search.normals)
+    if not planes:
+        return occupied, np.zeros(0), np.zeros((len(search.sites), 0))
+    normals, offsets = (np.array(a) for a in zip(*planes))
+    return occupied, offsets, search.sites @ normals.T
+
+
 def _orbit_changes(search: _Search, limit) -> list:
     """Every facet of one orbit moved at once: ``[(move, added, removed)]``.
 
@@ -1383,12 +1390,9 @@ def _orbit_changes(search: _Search, limit) -> list:
     """
     if not search.orbits:
         return []
-    occupied = np.flatnonzero(search.occupied)
-    planes = _facets(search.sites[occupied], search.normals)
-    if len(planes) < len(search.normals):
+    occupied, offsets, heights = _facet_heights(search)
+    if len(offsets) < len(search.normals):
         return []
-    normals, offsets = (np.array(a) for a in zip(*planes))
-    heights = search.sites @ normals.T  # (n_sites, n_planes)
     changes = []
     for orbit in search.orbits:
         on = heights[occupied][:, orbit] > offsets[orbit] - LAYER_TOLERANCE
