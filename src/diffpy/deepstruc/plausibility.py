@@ -39,9 +39,9 @@ SCALE_FACTOR = 2.0
 REFERENCE_RMSD = 0.3
 #: Best Rw above which the proposal gets a :class:`FitQualityWarning`.
 POOR_RW = 0.3
-#: Sources of the decoded candidates: each was picked among the decodes of
-#: many latent points for its fit to the data, so the ranking charges it
-#: its latent coordinates as fitted parameters (:func:`fitted_parameters`).
+#: The sources of decoded candidates.  Each was picked among the decodes
+#: of many latent points for its fit to the data, so the ranking charges
+#: it its latent coordinates as fitted parameters (`fitted_parameters`).
 DECODED_SOURCES = ("prior", "search", "refined")
 #: The flags and what each means.
 FLAGS = {

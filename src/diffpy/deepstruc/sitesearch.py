@@ -133,6 +133,7 @@ __all__ = [
     "SearchStep",
     "align",
     "facet_normals",
+    "facet_orbits",
     "family_of",
     "site_search",
     "stacked_template",
