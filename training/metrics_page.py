@@ -464,7 +464,7 @@ def _stacking(report, figure=None) -> list[str]:
             own = scores["model"]
             text += (
                 f", model ``{own['name']}`` ({own['epochs']} epochs, "
-                f"git {own['training_commit'][:12]}), library of its "
+                f"{_commit_text(own['training_commit'])}), library of its "
                 f"{scores['library_size']} training particles"
             )
         lines += [f"{text}.", ""]
