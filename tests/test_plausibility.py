@@ -10,7 +10,7 @@ import pytest
 from diffpy.deepstruc.candidate import Candidate
 from diffpy.deepstruc.clusters import library_shapes
 from diffpy.deepstruc.debye import DebyeParameters, simulate_pdf
-from diffpy.deepstruc.fitting import STRAIN_PARAMETERS, bic_weights
+from diffpy.deepstruc.fitting import EQUAL_RW, STRAIN_PARAMETERS, bic_weights
 from diffpy.deepstruc.plausibility import (
     DUPLICATE_RMSD,
     FLAGS,
@@ -19,6 +19,7 @@ from diffpy.deepstruc.plausibility import (
     distinct_geometries,
     fitted_parameters,
     geometry_flags,
+    mean_coordination,
     plausibility_flags,
     rank_candidates,
     ranking_order,
@@ -180,3 +181,21 @@ def test_without_noise_the_ranking_is_by_rw(noisy_pdf):
     decode = candidate(pdf, 0.0100, "prior")
     assert ranking_order([shape_, decode]) == [1, 0]
     assert ranking_order([]) == []
+
+
+def test_of_equal_fits_the_more_compact_structure_ranks_first(noisy_pdf):
+    # the 6-atom octahedron and the 5-atom square pyramid (the octahedron
+    # less one vertex) have the same G(r) up to the scale
+    octahedron = np.array(
+        [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]]
+    ) * (2.77 / math.sqrt(2))
+    pyramid = candidate(noisy_pdf, 0.3)
+    pyramid.xyz = octahedron[:5]
+    full = candidate(noisy_pdf, 0.3 + EQUAL_RW / 2)
+    full.xyz = octahedron
+    assert mean_coordination(full.xyz) == 4.0
+    assert mean_coordination(pyramid.xyz) == 3.2
+    assert ranking_order([pyramid, full]) == [1, 0]
+    # a fit better by more than the fits' precision still wins
+    full.rw = 0.3 + 2 * EQUAL_RW
+    assert ranking_order([pyramid, full]) == [0, 1]

@@ -475,3 +475,21 @@ def test_search_refuses_a_start_off_the_family_sites():
     blob = rng.uniform(-6, 6, (40, 3))
     with pytest.raises(ValueError, match="lie on fcc sites"):
         site_search(blob, "fcc", R, _data(blob))
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.02])
+def test_search_completes_what_the_data_cannot_see(monkeypatch, noise):
+    from diffpy.deepstruc import sitesearch
+
+    # the 5-atom square pyramid has the G(r) of the 6-atom octahedron
+    octahedron = np.array(
+        [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]]
+    ) * (A_FCC / 2)
+    pyramid = octahedron[:5]
+    g = _data(_rotated(octahedron, seed=2), noise=noise, seed=3)
+    result = site_search(pyramid, "fcc", R, g, PARAMS, noise=noise)
+    assert _same_shape(result.xyz, octahedron)
+    assert result.path[-1].move == "complete"
+    monkeypatch.setattr(sitesearch, "_complete", lambda *args: None)
+    blind = site_search(pyramid, "fcc", R, g, PARAMS, noise=noise)
+    assert _same_shape(blind.xyz, pyramid)

@@ -27,6 +27,10 @@ from diffpy.deepstruc.debye import DebyeParameters, PairHistogram, PairVectors
 
 #: r range (Å) of the quick fit.
 FIT_RANGE = (1.5, 30.0)
+#: Fits whose Rw differ by less than this are the same fit (the
+#: precision of the fits and of the binned pair distances): the data
+#: cannot tell their structures apart.
+EQUAL_RW = 1e-5
 #: Number of candidates fully fitted beyond the number asked for.
 EXTRA_FITS = 2
 #: Zoom (isotropic expansion) and Uiso (Å²) bounds of the quick fit.

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
 from diffpy.deepstruc.confidence import white_noise
-from diffpy.deepstruc.fitting import STRAIN_PARAMETERS, bic_weights
+from diffpy.deepstruc.fitting import EQUAL_RW, STRAIN_PARAMETERS, bic_weights
 from diffpy.deepstruc.matching import matched_errors, nn_distance
 
 #: Structures with the same atom count closer than this RMSD (units of
@@ -88,13 +88,38 @@ def distinct_geometries(shapes: list[np.ndarray]) -> list[int]:
     return keep
 
 
+def _neighbours(xyz: np.ndarray) -> np.ndarray:
+    """``(n, n)`` booleans: which atoms are within
+    :data:`NEIGHBOUR_CUTOFF` first-shell distances of each other."""
+    distances = squareform(pdist(xyz))
+    np.fill_diagonal(distances, np.inf)
+    return distances < NEIGHBOUR_CUTOFF * nn_distance(xyz)
+
+
+def mean_coordination(xyz: np.ndarray) -> float:
+    """Mean number of neighbours of the atoms of a cluster.
+
+    Parameters
+    ----------
+    xyz : numpy.ndarray
+        ``(n_atoms, 3)`` coordinates.
+
+    Returns
+    -------
+    float
+        Neighbours within :data:`NEIGHBOUR_CUTOFF` first-shell distances,
+        averaged over the atoms (0 for fewer than two atoms).
+    """
+    if len(xyz) < 2:
+        return 0.0
+    return float(_neighbours(xyz).sum(1).mean())
+
+
 def geometry_flags(xyz: np.ndarray) -> list[str]:
     """The geometry flags of one cluster (see :data:`FLAGS`)."""
     if len(xyz) < 2:
         return ["isolated_atoms"]
-    distances = squareform(pdist(xyz))
-    np.fill_diagonal(distances, np.inf)
-    neighbours = distances < NEIGHBOUR_CUTOFF * nn_distance(xyz)
+    neighbours = _neighbours(xyz)
     flags = []
     if not neighbours.any(1).all():
         flags.append("isolated_atoms")
@@ -194,7 +219,11 @@ def ranking_order(candidates, noise: float | None = None) -> list[int]:
     :func:`fitted_parameters`): a decode or a strained candidate ranks
     above a library shape only when it fits better by more than what its
     extra parameters buy.  For data without noise this is the order of
-    Rw.
+    Rw.  Candidates with the same parameters whose Rw agree within
+    :data:`~diffpy.deepstruc.fitting.EQUAL_RW` fit the data equally (a
+    6-atom octahedron and a 5-atom square pyramid have the same G(r) up
+    to scale): of these the one with the most neighbours per atom
+    (:func:`mean_coordination`), the more compact particle, ranks first.
 
     Parameters
     ----------
@@ -207,8 +236,7 @@ def ranking_order(candidates, noise: float | None = None) -> list[int]:
     Returns
     -------
     list of int
-        A permutation of ``range(len(candidates))``; equal criteria keep
-        the order of Rw.
+        A permutation of ``range(len(candidates))``.
     """
     if not candidates:
         return []
@@ -217,11 +245,25 @@ def ranking_order(candidates, noise: float | None = None) -> list[int]:
     if noise is None:
         noise = white_noise(r, g, qmax)
     weight, penalty = bic_weights(r, g, qmax, noise)
-    bic = [
-        (weight * c.rw**2 + penalty * fitted_parameters(c), c.rw)
-        for c in candidates
-    ]
-    return sorted(range(len(candidates)), key=bic.__getitem__)
+    k = [fitted_parameters(c) for c in candidates]
+    bic = [weight * c.rw**2 + penalty * n for c, n in zip(candidates, k)]
+    order = sorted(range(len(candidates)), key=lambda i: (bic[i], k[i]))
+    # runs of equal fits, each led by its best: the most compact first
+    runs: list[list[int]] = []
+    for i in order:
+        head = runs[-1][0] if runs else None
+        if (
+            head is not None
+            and k[i] == k[head]
+            and (abs(candidates[i].rw - candidates[head].rw) <= EQUAL_RW)
+        ):
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    for run in runs:
+        if len(run) > 1:
+            run.sort(key=lambda i: -mean_coordination(candidates[i].xyz))
+    return [i for run in runs for i in run]
 
 
 def rank_candidates(

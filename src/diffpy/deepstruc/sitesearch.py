@@ -72,6 +72,12 @@ When no move helps, ``KICKS`` random changes (a facet layer or
 descent, and the result is kept when it ends lower (an iterated local
 search), to leave local minima.
 
+The best result is then completed: atoms on sites that leave Rw the
+same (G the same up to the scale, as a 5-atom square pyramid and the
+6-atom octahedron share G) and raise the mean coordination are added,
+as the data cannot tell them and the more compact particle is the
+likelier (``"complete"`` steps).
+
 A descent also stops when its last ``STALL_MOVES`` moves lowered Rw by
 less than ``STALL_GAIN`` (1 %) of it, and the whole search as soon as
 a descent leaves its misfit below the noise (the first term of the
@@ -113,6 +119,7 @@ import numpy as np
 
 from diffpy.deepstruc.debye import DebyeParameters, IncrementalPDF
 from diffpy.deepstruc.fitting import (
+    EQUAL_RW,
     QDAMP_BOUNDS,
     STRAIN_PARAMETERS,
     bic_weights,
@@ -1097,6 +1104,7 @@ def site_search(
             break
     _, state, path = best
     search.restore(state)
+    _complete(search, limit, path)
     xyz = search.xyz
     return SearchResult(
         xyz - xyz.mean(0),
@@ -1107,6 +1115,34 @@ def site_search(
         _traceless_stretch(search.frame) if search.strained else None,
         settled(path[-1].rw),
     )
+
+
+def _complete(search: _Search, limit, path: list[SearchStep]) -> None:
+    """Add the atoms that the data cannot see, which make it more compact.
+
+    While an empty site's atom leaves Rw as it was when the search ended
+    (within :data:`~diffpy.deepstruc.fitting.EQUAL_RW`: G is the same up
+    to the scale) and has more neighbours than the atoms' mean, the one
+    with the most neighbours is added (a ``"complete"`` step): a 5-atom
+    square pyramid becomes the 6-atom octahedron, whose G(r) it shares.
+    The search itself ends at such structures, as it accepts no change
+    that the data do not support.
+    """
+    ended = path[-1].rw
+    while len(search.order) < limit:
+        adds = search.additions()
+        if len(adds) == 0:
+            return
+        rw = search.trial_rw(adds)
+        held = search.neighbours @ search.occupied.astype(float)
+        unseen = (rw <= ended + EQUAL_RW) & (
+            held[adds] > held[search.occupied].mean() / 2
+        )
+        if not unseen.any():
+            return
+        k = np.flatnonzero(unseen)[np.argmax(held[adds][unseen])]
+        search.add(int(adds[k]))
+        path.append(SearchStep("complete", 1, 0, len(search.order), rw[k]))
 
 
 def _traceless_stretch(frame: np.ndarray) -> np.ndarray:
