@@ -493,3 +493,29 @@ def test_search_completes_what_the_data_cannot_see(monkeypatch, noise):
     monkeypatch.setattr(sitesearch, "_complete", lambda *args: None)
     blind = site_search(pyramid, "fcc", R, g, PARAMS, noise=noise)
     assert _same_shape(blind.xyz, pyramid)
+
+
+def test_search_descends_by_the_rules_given(monkeypatch):
+    from ase.cluster import Octahedron
+
+    from diffpy.deepstruc import sitesearch
+
+    start = Octahedron("Pt", 4, cutoff=0, latticeconstant=A_FCC)
+    xyz = start.get_positions()
+    g = _data(xyz, noise=0.02)
+    search = sitesearch._search
+    descents = []
+
+    def recorded(*args):
+        descents.append(args[6])  # per_atom
+        return search(*args)
+
+    monkeypatch.setattr(sitesearch, "_search", recorded)
+    site_search(xyz, "fcc", R, g, PARAMS, noise=0.02)
+    assert descents == [False, True]
+    descents.clear()
+    site_search(xyz, "fcc", R, g, PARAMS, noise=0.02, rules=("in all",))
+    assert descents == [False]
+    for rules in [(), ("by layer",)]:
+        with pytest.raises(ValueError, match="rules among"):
+            site_search(xyz, "fcc", R, g, PARAMS, rules=rules)

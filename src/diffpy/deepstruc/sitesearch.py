@@ -23,7 +23,9 @@ takes the move that lowers the criterion most in all, which moves whole
 layers where they belong before single atoms roughen the surface; the
 other the move that lowers it most per atom changed, which takes single
 atoms (the vertices of an icosahedron, say) before a facet layer of
-which only some should go.  The better result is kept.  The moves:
+which only some should go.  The better result is kept.  (``rules=`` picks
+the rules; ``solve`` searches starts of more than 200 atoms by the
+first alone.)  The moves:
 
 * add one atom on an empty site touching at least
   ``MIN_CONTACTS`` occupied sites, or remove one surface atom, all
@@ -72,9 +74,9 @@ When no move helps, ``KICKS`` random changes (a facet layer or
 descent, and the result is kept when it ends lower (an iterated local
 search), to leave local minima.
 
-The best result is then completed: atoms on sites that leave Rw the
-same (G the same up to the scale, as a 5-atom square pyramid and the
-6-atom octahedron share G) and raise the mean coordination are added,
+The best result is then completed: atoms on sites that leave G the
+same up to the scale (as a 5-atom square pyramid and the 6-atom
+octahedron share G) and raise the mean coordination are added,
 as the data cannot tell them and the more compact particle is the
 likelier (``"complete"`` steps).
 
@@ -965,6 +967,7 @@ def site_search(
     max_moves: int = MAX_MOVES,
     fit_qdamp: bool = False,
     fit_strain: bool = False,
+    rules: tuple[str, ...] = RULES,
     kicks: int = KICKS,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
@@ -1002,9 +1005,11 @@ def site_search(
         :func:`~diffpy.deepstruc.fitting.fit_cluster`), for particles
         strained unevenly: a search that cannot strain its sites makes up
         for the misfit with atoms.
+    rules : tuple of str
+        How the descents choose their moves, one descent each (of
+        ``RULES``: ``"in all"`` and ``"per atom"``).
     kicks : int
-        Random changes tried after the descent of each rule of
-        ``RULES``, each followed by a descent and kept when it ends lower
+        Random changes tried after the descent of each rule, each followed by a descent and kept when it ends lower
         (iterated local search).
     seed : int
         Seed of the kicks; the same seed gives the same result.
@@ -1063,13 +1068,18 @@ def site_search(
     # parameters
     rw = search.refit()
     begins = {False: (search.state(), rw)}
-    descents = [(k, rule, False) for k, rule in enumerate(RULES)]
+    unknown = set(rules) - set(RULES)
+    if not rules or unknown:
+        raise ValueError(
+            f"Please give rules among {RULES} (got {tuple(rules)})."
+        )
+    descents = [(k, rule, False) for k, rule in enumerate(rules)]
     if fit_strain:
         search.fit_strain = search.strain_stale = True
         rw = search.refit(strain=True)
         begins[True] = (search.state(), rw)
         descents += [
-            (k + len(RULES), rule, True) for k, rule in enumerate(RULES)
+            (k + len(rules), rule, True) for k, rule in enumerate(rules)
         ]
     # the descents from the start that fits better first (stable: the
     # rules in their order)
@@ -1120,29 +1130,29 @@ def site_search(
 def _complete(search: _Search, limit, path: list[SearchStep]) -> None:
     """Add the atoms that the data cannot see, which make it more compact.
 
-    While an empty site's atom leaves Rw as it was when the search ended
-    (within :data:`~diffpy.deepstruc.fitting.EQUAL_RW`: G is the same up
-    to the scale) and has more neighbours than the atoms' mean, the one
-    with the most neighbours is added (a ``"complete"`` step): a 5-atom
-    square pyramid becomes the 6-atom octahedron, whose G(r) it shares.
-    The search itself ends at such structures, as it accepts no change
-    that the data do not support.
+    While an empty site's atom leaves G the same up to the scale (the
+    calculated G with it fits the one without at an Rw below
+    :data:`~diffpy.deepstruc.fitting.EQUAL_RW`) and has more neighbours
+    than the atoms' mean, the one with the most neighbours is added (a
+    ``"complete"`` step): a 5-atom square pyramid becomes the 6-atom
+    octahedron, whose G(r) it shares.  The search itself ends at such
+    structures, as it accepts no change that the data do not support.
     """
-    ended = path[-1].rw
     while len(search.order) < limit:
         adds = search.additions()
         if len(adds) == 0:
             return
-        rw = search.trial_rw(adds)
+        same = search.calc.trial_rw(search.calc.pdf(), search.placed(adds))
         held = search.neighbours @ search.occupied.astype(float)
-        unseen = (rw <= ended + EQUAL_RW) & (
+        unseen = (same <= EQUAL_RW) & (
             held[adds] > held[search.occupied].mean() / 2
         )
         if not unseen.any():
             return
         k = np.flatnonzero(unseen)[np.argmax(held[adds][unseen])]
         search.add(int(adds[k]))
-        path.append(SearchStep("complete", 1, 0, len(search.order), rw[k]))
+        n_atoms = len(search.order)
+        path.append(SearchStep("complete", 1, 0, n_atoms, search.rw()))
 
 
 def _traceless_stretch(frame: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ from diffpy.deepstruc.propose import propose_structures, ranked
 from diffpy.deepstruc.restacking import restack
 from diffpy.deepstruc.sitesearch import (
     MAX_MOVES,
+    RULES,
     STACKED,
     OffSitesError,
     SearchStep,
@@ -69,6 +70,9 @@ LARGE_STARTS = 3
 #: Accepted moves of the search from a start of more than
 #: DECODER_MAX_ATOMS atoms (each costs more there).
 LARGE_MOVES = 40
+#: The descent rules of a search from such a start: its facet layers
+#: matter more than single atoms, whose moves cost most there.
+LARGE_RULES = ("in all",)
 
 
 def _text_progress(n_starts: int):
@@ -228,6 +232,7 @@ def solve_structure(
         moves = None if report is None else (lambda m, _: report(k, m))
         xyz, family = unstrained_xyz(start), _family(start)
         params, uiso, path = start.params, start.uiso, []
+        large = start.n_atoms > DECODER_MAX_ATOMS
         if family == STACKED:
             prism = prism_search(
                 xyz,
@@ -254,11 +259,8 @@ def solve_structure(
                 fit_qdamp=fit_qdamp,
                 fit_strain=strain,
                 seed=seed,
-                max_moves=(
-                    LARGE_MOVES
-                    if start.n_atoms > DECODER_MAX_ATOMS
-                    else MAX_MOVES
-                ),
+                max_moves=LARGE_MOVES if large else MAX_MOVES,
+                rules=LARGE_RULES if large else RULES,
                 progress=moves,
                 stop=lambda: first_settled[0] < k,
             )
