@@ -1009,8 +1009,9 @@ def site_search(
         How the descents choose their moves, one descent each (of
         ``RULES``: ``"in all"`` and ``"per atom"``).
     kicks : int
-        Random changes tried after the descent of each rule, each followed by a descent and kept when it ends lower
-        (iterated local search).
+        Random changes tried after the descent of each rule, each
+        followed by a descent and kept when it ends lower (iterated
+        local search).
     seed : int
         Seed of the kicks; the same seed gives the same result.
     progress : callable, optional
