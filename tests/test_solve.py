@@ -226,3 +226,31 @@ def test_solve_rebuilds_stacking_proposals_as_prisms(monkeypatch):
     monkeypatch.setattr(solve, "prism_search", lambda *a, **k: None)
     searched = solve_structure(gr, **header)[0]
     assert searched.n_atoms != len(truth) or searched.rw > 0.01
+
+
+def test_solve_cuts_a_block_about_another_centre(monkeypatch):
+    # an sc block centred in a cube of sites, which no library holds:
+    # the cut scan finds its centre and sizes, which the site search from
+    # the proposals alone does not
+    from ase.cluster import SimpleCubic
+
+    from diffpy.deepstruc import solve
+
+    truth = SimpleCubic(
+        "Pt",
+        [(1, 0, 0), (1, 1, 0), (1, 1, 1)],
+        [3, 3, 4],
+        latticeconstant=2.77,
+        center=[0.5, 0.5, 0.5],
+    ).get_positions()
+    params = DebyeParameters(qmax=24.0, qdamp=0.04, biso=0.4)
+    gr = simulate_pdf(truth, params=params)
+    header = dict(qmax=24.0, element="Pt", top=1)
+    best = solve_structure(gr, **header)[0]
+    assert best.source == "solved"
+    assert [step.move for step in best.path[:2]] == ["start", "cut"]
+    assert best.n_atoms == len(truth) == 80
+    assert best.rw < 0.01
+    monkeypatch.setattr(solve, "cut_scan", lambda *a, **k: None)
+    searched = solve_structure(gr, **header)[0]
+    assert searched.n_atoms != len(truth) or searched.rw > 0.01

@@ -10,6 +10,9 @@ searched on the sites of their family
 close-packed proposals on their own layers, the ``"stacked"`` family,
 after each is rebuilt as the prism of layers cut from one outline that
 fits best, :func:`diffpy.deepstruc.prisms.prism_search`, when that fits
+better; the fcc, bcc, sc and hcp proposals of up to 200 atoms after
+each is rebuilt as the particle cut by its facet planes about a centre
+that fits best, :func:`diffpy.deepstruc.cuts.cut_scan`, when that fits
 better): atoms added and removed one at a time or a facet layer at a
 time, while the data support them.  The solutions from the stacking
 model's proposals are re-stacked with every sequence of their layers
@@ -38,11 +41,12 @@ import numpy as np
 
 from diffpy.deepstruc.candidate import Candidate
 from diffpy.deepstruc.confidence import check_noise, weigh_types, white_noise
+from diffpy.deepstruc.cuts import CUT_FAMILIES, cut_scan
 from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster, worker_threads
 from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.pdfdata import load_pdf
 from diffpy.deepstruc.plausibility import FitQualityWarning
-from diffpy.deepstruc.prisms import PrismResult, prism_search
+from diffpy.deepstruc.prisms import prism_search
 from diffpy.deepstruc.propose import propose_structures, ranked
 from diffpy.deepstruc.restacking import restack
 from diffpy.deepstruc.sitesearch import (
@@ -245,7 +249,21 @@ def solve_structure(
             )
             if prism is not None and prism.rw < start.rw:
                 xyz, params, uiso = prism.xyz, prism.params, prism.uiso
-                path = _prism_path(start, prism)
+                path = _jump_path(start, "prism", prism)
+        elif family in CUT_FAMILIES and not large:
+            cut = cut_scan(
+                xyz,
+                family,
+                start.r,
+                start.gobs,
+                params,
+                uiso=uiso,
+                fit_qdamp=fit_qdamp,
+                max_atoms=max_atoms,
+            )
+            if cut is not None and cut.rw < start.rw:
+                xyz, params, uiso = cut.xyz, cut.params, cut.uiso
+                path = _jump_path(start, "cut", cut)
         try:
             result = site_search(
                 xyz,
@@ -305,14 +323,14 @@ def _family(start: Candidate) -> str:
     return family_of(start.type)
 
 
-def _prism_path(start: Candidate, prism: PrismResult) -> list[SearchStep]:
-    """The first steps of a search from a prism: the start, and the
-    prism with the net change of the atom count."""
-    change = prism.n_atoms - start.n_atoms
+def _jump_path(start: Candidate, move: str, jump) -> list[SearchStep]:
+    """The first steps of a search from a prism or a cut (``jump``): the
+    start, and the ``move`` with the net change of the atom count."""
+    change = jump.n_atoms - start.n_atoms
     return [
         SearchStep("start", 0, 0, start.n_atoms, start.rw),
         SearchStep(
-            "prism", max(change, 0), max(-change, 0), prism.n_atoms, prism.rw
+            move, max(change, 0), max(-change, 0), jump.n_atoms, jump.rw
         ),
     ]
 
