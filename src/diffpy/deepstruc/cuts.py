@@ -194,8 +194,9 @@ def cut_scan(
     CutResult or None
         The best cut after its full fit; None when no cut other than the
         start's own atoms is in range, or when fewer than
-        :data:`~diffpy.deepstruc.sitesearch.MIN_MATCHED` of the start's
-        atoms lie on the family's sites.
+        ``MIN_MATCHED`` (70 %) of the start's atoms lie on the family's
+        sites (:func:`~diffpy.deepstruc.sitesearch.site_search` refuses
+        such a start too).
 
     Raises
     ------
