@@ -24,7 +24,7 @@ layers where they belong before single atoms roughen the surface; the
 other the move that lowers it most per atom changed, which takes single
 atoms (the vertices of an icosahedron, say) before a facet layer of
 which only some should go.  The better result is kept.  (``rules=`` picks
-the rules; ``solve`` searches starts of more than 200 atoms by the
+the rules; ``solve`` searches starts of more than 500 atoms by the
 first alone.)  The moves:
 
 * add one atom on an empty site touching at least

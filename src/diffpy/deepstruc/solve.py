@@ -74,9 +74,12 @@ LARGE_STARTS = 3
 #: Accepted moves of the search from a start of more than
 #: DECODER_MAX_ATOMS atoms (each costs more there).
 LARGE_MOVES = 40
-#: The descent rules of a search from such a start: its facet layers
-#: matter more than single atoms, whose moves cost most there.
-LARGE_RULES = ("in all",)
+#: Starts of more than this many atoms are searched by the rule
+#: ONE_RULE alone: their facet layers matter more than single atoms, and
+#: the other rule's single-atom moves cost most there (the time of a
+#: search grows with the square of the atoms).
+ONE_RULE_ATOMS = 500
+ONE_RULE = ("in all",)
 
 
 def _text_progress(n_starts: int):
@@ -237,33 +240,17 @@ def solve_structure(
         xyz, family = unstrained_xyz(start), _family(start)
         params, uiso, path = start.params, start.uiso, []
         large = start.n_atoms > DECODER_MAX_ATOMS
+        # a close-packed start rebuilt as a prism, a lattice start as a cut
+        jump = None
+        data = (start.r, start.gobs, params)
+        common = dict(uiso=uiso, fit_qdamp=fit_qdamp, max_atoms=max_atoms)
         if family == STACKED:
-            prism = prism_search(
-                xyz,
-                start.r,
-                start.gobs,
-                params,
-                uiso=uiso,
-                fit_qdamp=fit_qdamp,
-                max_atoms=max_atoms,
-            )
-            if prism is not None and prism.rw < start.rw:
-                xyz, params, uiso = prism.xyz, prism.params, prism.uiso
-                path = _jump_path(start, "prism", prism)
+            move, jump = "prism", prism_search(xyz, *data, **common)
         elif family in CUT_FAMILIES and not large:
-            cut = cut_scan(
-                xyz,
-                family,
-                start.r,
-                start.gobs,
-                params,
-                uiso=uiso,
-                fit_qdamp=fit_qdamp,
-                max_atoms=max_atoms,
-            )
-            if cut is not None and cut.rw < start.rw:
-                xyz, params, uiso = cut.xyz, cut.params, cut.uiso
-                path = _jump_path(start, "cut", cut)
+            move, jump = "cut", cut_scan(xyz, family, *data, **common)
+        if jump is not None and jump.rw < start.rw:
+            xyz, params, uiso = jump.xyz, jump.params, jump.uiso
+            path = _jump_path(start, move, jump)
         try:
             result = site_search(
                 xyz,
@@ -278,7 +265,7 @@ def solve_structure(
                 fit_strain=strain,
                 seed=seed,
                 max_moves=LARGE_MOVES if large else MAX_MOVES,
-                rules=LARGE_RULES if large else RULES,
+                rules=(ONE_RULE if start.n_atoms > ONE_RULE_ATOMS else RULES),
                 progress=moves,
                 stop=lambda: first_settled[0] < k,
             )
