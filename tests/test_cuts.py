@@ -44,7 +44,7 @@ def test_scan_finds_a_block_cut_about_another_centre(centred):
     assert cut.n_atoms == 80
     # the centre of a cube of sites, half a site from a site each way
     assert np.allclose(np.abs(cut.centre) % 1, 0.5, atol=0.05)
-    assert cut.scanned > 100
+    assert cut.scanned > 1
     again = cut_scan(start * 1.01, "sc", R, g, PARAMS)
     assert np.array_equal(again.xyz, cut.xyz)
 

@@ -16,10 +16,11 @@ centre, passes through worse fits to reach the other.
 1. the start is placed on its family's sites
    (:func:`~diffpy.deepstruc.sitesearch.align`) and fitted (zoom, Uiso,
    and qdamp when it is unknown);
-2. the centres are the sites within ``CENTRE_SITES`` of the start's
+2. the centres are the ``CENTRE_SITES`` sites nearest the start's
    centroid and the centres of every two to four of them within
-   ``CENTRE_REACH`` of each other, each point once, those within
-   ``CENTRE_RADIUS`` of the centroid;
+   ``CENTRE_REACH`` of each other, within ``CENTRE_RADIUS`` of the
+   centroid, one of each kind (the nearest of those alike, whose
+   nearest sites lie at the same distances);
 3. about each centre, each orbit's distance takes the ``HEIGHT_STEPS``
    distinct site heights along its normals nearest the start's own
    on either side (the start's own is the median of its facets'),
@@ -64,6 +65,10 @@ CENTRE_SITES = 12
 CENTRE_REACH = 1.5
 #: Centres lie within this (units of d) of the start's centroid.
 CENTRE_RADIUS = 1.0
+#: Centres with the same distances to their nearest ENVIRONMENT sites
+#: are alike (a symmetry of the lattice maps one onto the other); the
+#: one nearest the start's centroid is kept.
+ENVIRONMENT = 16
 #: Distances tried on either side of the start's own, per orbit.
 HEIGHT_STEPS = 2
 #: Least and greatest atom count of a cut, relative to the start's.
@@ -124,11 +129,17 @@ def _centres(sites: np.ndarray, middle: np.ndarray) -> np.ndarray:
             if close[np.ix_(group, group)].all():
                 centres.append(points[list(group)].mean(0))
     centres = np.array(centres)
-    centres = centres[
-        np.linalg.norm(centres - middle, axis=1) <= CENTRE_RADIUS
-    ]
-    _, first = np.unique(np.round(centres, 4), axis=0, return_index=True)
-    return centres[np.sort(first)]
+    distance = np.linalg.norm(centres - middle, axis=1)
+    kept, seen = [], set()
+    for k in np.argsort(distance, kind="stable"):
+        if distance[k] > CENTRE_RADIUS:
+            break
+        around = np.linalg.norm(sites - centres[k], axis=1)
+        environment = tuple(np.round(np.sort(around)[:ENVIRONMENT], 3))
+        if environment not in seen:
+            seen.add(environment)
+            kept.append(centres[k])
+    return np.array(kept)
 
 
 def _distances(heights: np.ndarray, own: float) -> np.ndarray:
