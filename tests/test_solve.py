@@ -254,3 +254,26 @@ def test_solve_cuts_a_block_about_another_centre(monkeypatch):
     monkeypatch.setattr(solve, "cut_scan", lambda *a, **k: None)
     searched = solve_structure(gr, **header)[0]
     assert searched.n_atoms != len(truth) or searched.rw > 0.01
+
+
+def test_solve_searches_starts_above_one_rule_atoms_by_one_rule(
+    outside, monkeypatch
+):
+    from diffpy.deepstruc import solve
+    from diffpy.deepstruc.sitesearch import RULES
+
+    path, _ = outside
+    rules = []
+    search = solve.site_search
+
+    def recorded(*args, **kwargs):
+        rules.append(kwargs["rules"])
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(solve, "site_search", recorded)
+    solve_structure(path, n_starts=1, top=1)
+    assert rules == [RULES]
+    rules.clear()
+    monkeypatch.setattr(solve, "ONE_RULE_ATOMS", 10)
+    solve_structure(path, n_starts=1, top=1)
+    assert rules == [solve.ONE_RULE] == [("in all",)]

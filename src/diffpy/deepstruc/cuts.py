@@ -31,7 +31,7 @@ centre, passes through worse fits to reach the other.
    (:func:`~diffpy.deepstruc.debye.simulate_pdfs`), and the ``REFITS``
    best are fitted in full (:func:`~diffpy.deepstruc.fitting.fit_cluster`).
 
-``solve`` searches the sites of the best cut
+``solve`` adds the best cut to the starts of its site searches
 (:func:`~diffpy.deepstruc.sitesearch.site_search`) when it fits better
 than its start.  The scan is deterministic.
 """

@@ -10,10 +10,10 @@ searched on the sites of their family
 close-packed proposals on their own layers, the ``"stacked"`` family,
 after each is rebuilt as the prism of layers cut from one outline that
 fits best, :func:`diffpy.deepstruc.prisms.prism_search`, when that fits
-better; the fcc, bcc, sc and hcp proposals of up to 200 atoms after
-each is rebuilt as the particle cut by its facet planes about a centre
-that fits best, :func:`diffpy.deepstruc.cuts.cut_scan`, when that fits
-better): atoms added and removed one at a time or a facet layer at a
+better; the particle cut by its facet planes about a centre that fits
+best, :func:`diffpy.deepstruc.cuts.cut_scan`, joins the fcc, bcc, sc
+and hcp starts of up to 200 atoms when it fits better than its start,
+and the best distinct ones are searched): atoms added and removed one at a time or a facet layer at a
 time, while the data support them.  The solutions from the stacking
 model's proposals are re-stacked with every sequence of their layers
 (:func:`diffpy.deepstruc.restacking.restack`): a layer that a search
@@ -42,6 +42,7 @@ import numpy as np
 from diffpy.deepstruc.candidate import Candidate
 from diffpy.deepstruc.confidence import check_noise, weigh_types, white_noise
 from diffpy.deepstruc.cuts import CUT_FAMILIES, cut_scan
+from diffpy.deepstruc.debye import DebyeParameters
 from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster, worker_threads
 from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.pdfdata import load_pdf
@@ -138,7 +139,9 @@ def solve_structure(
         Most atoms of a solution.  Above 200 the best clusters of the
         ``"large"`` library (up to 2500 atoms) are starts too.
     n_starts : int
-        Best proposals of a known structure family that are searched.
+        Best proposals of a known structure family that are rebuilt
+        (as prisms or cuts), and the number of searches: of the
+        proposals and their rebuilds, the distinct ones that fit best.
     strain : bool
         Refit the proposals with a homogeneous strain too
         (:func:`diffpy.deepstruc.strain.refit_strained`), so that the
@@ -223,42 +226,36 @@ def solve_structure(
     ][:n_starts]
     # qdamp and the particle size both damp G: refine qdamp unless known
     fit_qdamp = qdamp is None and pdf.qdamp is None
+    # numpy releases the GIL in the heavy parts of the scans and searches
+    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
+        rebuilt = threads.map(
+            lambda start: _rebuilt(start, fit_qdamp, max_atoms), starts
+        )
+        origins = _origins([o for found in rebuilt for o in found], n_starts)
     if callable(progress):
         report = progress
     else:
-        report = _text_progress(len(starts)) if progress else None
+        report = _text_progress(len(origins)) if progress else None
 
-    # the first start (in rank order) whose search settled, its misfit
-    # below the noise: the searches of the later starts are no longer
+    # the first origin (in rank order) whose search settled, its misfit
+    # below the noise: the searches of the later ones are no longer
     # needed and end, and their results are dropped whenever they
     # finished, so that the result does not depend on the threads' timing
-    first_settled = [len(starts)]
+    first_settled = [len(origins)]
     lock = threading.Lock()
 
-    def solve(k: int, start: Candidate) -> Candidate | None:
+    def solve(k: int, origin: _Origin) -> Candidate | None:
         moves = None if report is None else (lambda m, _: report(k, m))
-        xyz, family = unstrained_xyz(start), _family(start)
-        params, uiso, path = start.params, start.uiso, []
+        start = origin.start
         large = start.n_atoms > DECODER_MAX_ATOMS
-        # a close-packed start rebuilt as a prism, a lattice start as a cut
-        jump = None
-        data = (start.r, start.gobs, params)
-        common = dict(uiso=uiso, fit_qdamp=fit_qdamp, max_atoms=max_atoms)
-        if family == STACKED:
-            move, jump = "prism", prism_search(xyz, *data, **common)
-        elif family in CUT_FAMILIES and not large:
-            move, jump = "cut", cut_scan(xyz, family, *data, **common)
-        if jump is not None and jump.rw < start.rw:
-            xyz, params, uiso = jump.xyz, jump.params, jump.uiso
-            path = _jump_path(start, move, jump)
         try:
             result = site_search(
-                xyz,
-                family,
+                origin.xyz,
+                _family(start),
                 start.r,
                 start.gobs,
-                params,
-                uiso=uiso,
+                origin.params,
+                uiso=origin.uiso,
                 noise=sigma,
                 max_atoms=max_atoms,
                 fit_qdamp=fit_qdamp,
@@ -274,13 +271,12 @@ def solve_structure(
         if result.settled:
             with lock:
                 first_settled[0] = min(first_settled[0], k)
-        if path:
-            result.path[:1] = path
+        if origin.path:
+            result.path[:1] = origin.path
         return _solved(start, result, fit_qdamp)
 
-    # numpy releases the GIL in the heavy parts of the searches
     with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
-        results = list(threads.map(solve, range(len(starts)), starts))
+        results = list(threads.map(solve, range(len(origins)), origins))
     solved = [c for c in results[: first_settled[0] + 1] if c]
     if report is not None:
         sys.stderr.write("\n")
@@ -310,16 +306,66 @@ def _family(start: Candidate) -> str:
     return family_of(start.type)
 
 
-def _jump_path(start: Candidate, move: str, jump) -> list[SearchStep]:
-    """The first steps of a search from a prism or a cut (``jump``): the
-    start, and the ``move`` with the net change of the atom count."""
+@dataclasses.dataclass(frozen=True)
+class _Origin:
+    """Where a search begins: a start, or the prism or cut it was
+    rebuilt as (its coordinates in Å, fitted parameters and Uiso, its
+    Rw, and the first steps of its path, empty for the start itself)."""
+
+    start: Candidate
+    xyz: np.ndarray
+    params: DebyeParameters
+    uiso: float
+    rw: float
+    path: tuple = ()
+
+
+def _rebuilt(start: Candidate, fit_qdamp: bool, max_atoms: int) -> list:
+    """The origins of the searches from one start.
+
+    A close-packed start of the stacking model is searched as the prism
+    that fits best (:func:`~diffpy.deepstruc.prisms.prism_search`) when
+    that fits better; a lattice start of at most ``DECODER_MAX_ATOMS``
+    both as it is and as the cut that fits best
+    (:func:`~diffpy.deepstruc.cuts.cut_scan`) when that fits better
+    (:func:`_origins` picks among them); any other start as it is.
+    """
+    xyz, family = unstrained_xyz(start), _family(start)
+    own = _Origin(start, xyz, start.params, start.uiso, start.rw)
+    data = (start.r, start.gobs, start.params)
+    common = dict(uiso=start.uiso, fit_qdamp=fit_qdamp, max_atoms=max_atoms)
+    if family == STACKED:
+        move, jump = "prism", prism_search(xyz, *data, **common)
+    elif family in CUT_FAMILIES and start.n_atoms <= DECODER_MAX_ATOMS:
+        move, jump = "cut", cut_scan(xyz, family, *data, **common)
+    else:
+        return [own]
+    if jump is None or jump.rw >= start.rw:
+        return [own]
     change = jump.n_atoms - start.n_atoms
-    return [
+    path = (
         SearchStep("start", 0, 0, start.n_atoms, start.rw),
         SearchStep(
             move, max(change, 0), max(-change, 0), jump.n_atoms, jump.rw
         ),
-    ]
+    )
+    rebuilt = _Origin(start, jump.xyz, jump.params, jump.uiso, jump.rw, path)
+    return [rebuilt] if move == "prism" else [rebuilt, own]
+
+
+def _origins(origins: list, n_starts: int) -> list:
+    """The ``n_starts`` distinct origins that fit best, best first.
+
+    Two origins with the same atom count and Rw (to 6 decimals) are one:
+    the cuts of different starts often are.
+    """
+    kept, seen = [], set()
+    for origin in sorted(origins, key=lambda o: o.rw):
+        key = (len(origin.xyz), round(origin.rw, 6))
+        if key not in seen:
+            seen.add(key)
+            kept.append(origin)
+    return kept[:n_starts]
 
 
 def _solved(start: Candidate, result, fit_qdamp: bool) -> Candidate:
