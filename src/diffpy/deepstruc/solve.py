@@ -14,8 +14,9 @@ better; the particle cut by its facet planes about a centre that fits
 best, :func:`diffpy.deepstruc.cuts.cut_scan`, joins the fcc, bcc, sc
 and hcp starts of up to 200 atoms when it fits better than its start,
 and the best distinct ones are searched): atoms added and removed one
-at a time or a facet layer at a time, while the data support them.  The solutions from the stacking
-model's proposals are re-stacked with every sequence of their layers
+at a time or a facet layer at a time, while the data support them.
+The solutions from the stacking model's proposals are re-stacked with
+every sequence of their layers
 (:func:`diffpy.deepstruc.restacking.restack`): a layer that a search
 added continues the stacking one way, and faults show in the data only
 subtly.  A search whose misfit comes below the noise
