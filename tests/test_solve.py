@@ -277,3 +277,20 @@ def test_solve_searches_starts_above_one_rule_atoms_by_one_rule(
     monkeypatch.setattr(solve, "ONE_RULE_ATOMS", 10)
     solve_structure(path, n_starts=1, top=1)
     assert rules == [solve.ONE_RULE] == [("in all",)]
+
+
+def test_the_distinct_origins_that_fit_best_are_searched():
+    from diffpy.deepstruc.solve import _Origin, _origins
+
+    def origin(n_atoms, rw):
+        return _Origin(None, np.zeros((n_atoms, 3)), None, 0.005, rw)
+
+    # the same cut of two starts is searched once
+    found = [origin(43, 0.2), origin(51, 0.3), origin(43, 0.1)]
+    found += [origin(43, 0.1), origin(55, 0.25)]
+    kept = _origins(found, 3)
+    assert [(len(o.xyz), o.rw) for o in kept] == [
+        (43, 0.1),
+        (43, 0.2),
+        (55, 0.25),
+    ]
