@@ -279,18 +279,22 @@ def test_solve_searches_starts_above_one_rule_atoms_by_one_rule(
     assert rules == [solve.ONE_RULE] == [("in all",)]
 
 
-def test_the_distinct_origins_that_fit_best_are_searched():
-    from diffpy.deepstruc.solve import _Origin, _origins
+def test_every_start_and_the_best_distinct_cut_are_searched():
+    from diffpy.deepstruc.solve import CUT_STARTS, _Origin, _origins
 
-    def origin(n_atoms, rw):
-        return _Origin(None, np.zeros((n_atoms, 3)), None, 0.005, rw)
+    def origin(n_atoms, rw, cut=False):
+        xyz = np.zeros((n_atoms, 3))
+        return _Origin(None, xyz, None, 0.005, rw, (), cut)
 
-    # the same cut of two starts is searched once
-    found = [origin(43, 0.2), origin(51, 0.3), origin(43, 0.1)]
-    found += [origin(43, 0.1), origin(55, 0.25)]
-    kept = _origins(found, 3)
+    # the three starts' cuts are one particle, the same as no start
+    starts = [origin(51, 0.3), origin(55, 0.25), origin(23, 0.4)]
+    cuts = [origin(43, 0.1, True), origin(43, 0.1, True)]
+    cuts += [origin(55, 0.25, True), origin(45, 0.2, True)]
+    kept = _origins(starts + cuts)
+    assert CUT_STARTS == 1
     assert [(len(o.xyz), o.rw) for o in kept] == [
         (43, 0.1),
-        (43, 0.2),
         (55, 0.25),
+        (51, 0.3),
+        (23, 0.4),
     ]

@@ -10,11 +10,11 @@ searched on the sites of their family
 close-packed proposals on their own layers, the ``"stacked"`` family,
 after each is rebuilt as the prism of layers cut from one outline that
 fits best, :func:`diffpy.deepstruc.prisms.prism_search`, when that fits
-better; the particle cut by its facet planes about a centre that fits
-best, :func:`diffpy.deepstruc.cuts.cut_scan`, joins the fcc, bcc, sc
-and hcp starts of up to 200 atoms when it fits better than its start,
-and the best distinct ones are searched): atoms added and removed one
-at a time or a facet layer at a time, while the data support them.
+better; the fcc, bcc, sc and hcp starts of up to 200 atoms as they are,
+and the best of their cuts by their facet planes about a centre of the
+lattice, :func:`diffpy.deepstruc.cuts.cut_scan`, too): atoms added and
+removed one at a time or a facet layer at a time, while the data
+support them.
 The solutions from the stacking model's proposals are re-stacked with
 every sequence of their layers
 (:func:`diffpy.deepstruc.restacking.restack`): a layer that a search
@@ -62,7 +62,7 @@ from diffpy.deepstruc.sitesearch import (
 )
 from diffpy.deepstruc.strain import unstrained_xyz
 
-__all__ = ["N_STARTS", "solve_structure"]
+__all__ = ["CUT_STARTS", "N_STARTS", "solve_structure"]
 
 #: Best proposals of a known family that are searched.
 N_STARTS = 3
@@ -70,6 +70,9 @@ N_STARTS = 3
 N_PROPOSALS = 10
 #: Most atoms the decoder and the training library give.
 DECODER_MAX_ATOMS = 200
+#: Cuts (the best distinct ones of the starts') searched besides the
+#: starts.
+CUT_STARTS = 1
 #: Best clusters of the "large" library added as starts when max_atoms
 #: allows particles beyond DECODER_MAX_ATOMS.
 LARGE_STARTS = 3
@@ -140,9 +143,8 @@ def solve_structure(
         Most atoms of a solution.  Above 200 the best clusters of the
         ``"large"`` library (up to 2500 atoms) are starts too.
     n_starts : int
-        Best proposals of a known structure family that are rebuilt
-        (as prisms or cuts), and the number of searches: of the
-        proposals and their rebuilds, the distinct ones that fit best.
+        Best proposals of a known structure family that are searched
+        (and :data:`CUT_STARTS` of their cuts).
     strain : bool
         Refit the proposals with a homogeneous strain too
         (:func:`diffpy.deepstruc.strain.refit_strained`), so that the
@@ -232,7 +234,7 @@ def solve_structure(
         rebuilt = threads.map(
             lambda start: _rebuilt(start, fit_qdamp, max_atoms), starts
         )
-        origins = _origins([o for found in rebuilt for o in found], n_starts)
+        origins = _origins([o for found in rebuilt for o in found])
     if callable(progress):
         report = progress
     else:
@@ -311,7 +313,8 @@ def _family(start: Candidate) -> str:
 class _Origin:
     """Where a search begins: a start, or the prism or cut it was
     rebuilt as (its coordinates in Å, fitted parameters and Uiso, its
-    Rw, and the first steps of its path, empty for the start itself)."""
+    Rw, the first steps of its path, empty for the start itself, and
+    whether it is a cut)."""
 
     start: Candidate
     xyz: np.ndarray
@@ -319,6 +322,7 @@ class _Origin:
     uiso: float
     rw: float
     path: tuple = ()
+    cut: bool = False
 
 
 def _rebuilt(start: Candidate, fit_qdamp: bool, max_atoms: int) -> list:
@@ -327,9 +331,9 @@ def _rebuilt(start: Candidate, fit_qdamp: bool, max_atoms: int) -> list:
     A close-packed start of the stacking model is searched as the prism
     that fits best (:func:`~diffpy.deepstruc.prisms.prism_search`) when
     that fits better; a lattice start of at most ``DECODER_MAX_ATOMS``
-    both as it is and as the cut that fits best
-    (:func:`~diffpy.deepstruc.cuts.cut_scan`) when that fits better
-    (:func:`_origins` picks among them); any other start as it is.
+    as it is, and its cut that fits best
+    (:func:`~diffpy.deepstruc.cuts.cut_scan`) is offered too when that
+    fits better (:func:`_origins`); any other start as it is.
     """
     xyz, family = unstrained_xyz(start), _family(start)
     own = _Origin(start, xyz, start.params, start.uiso, start.rw)
@@ -350,23 +354,32 @@ def _rebuilt(start: Candidate, fit_qdamp: bool, max_atoms: int) -> list:
             move, max(change, 0), max(-change, 0), jump.n_atoms, jump.rw
         ),
     )
-    rebuilt = _Origin(start, jump.xyz, jump.params, jump.uiso, jump.rw, path)
-    return [rebuilt] if move == "prism" else [rebuilt, own]
+    cut = move == "cut"
+    rebuilt = _Origin(
+        start, jump.xyz, jump.params, jump.uiso, jump.rw, path, cut
+    )
+    return [own, rebuilt] if cut else [rebuilt]
 
 
-def _origins(origins: list, n_starts: int) -> list:
-    """The ``n_starts`` distinct origins that fit best, best first.
+def _origins(found: list) -> list:
+    """The origins searched, best fit first.
 
-    Two origins with the same atom count and Rw (to 6 decimals) are one:
-    the cuts of different starts often are.
+    Every start (or its prism), and the :data:`CUT_STARTS` best cuts
+    that differ from them and from each other: cuts of different starts
+    are often one particle, and a cut must not crowd out a start of
+    another family.  Two origins with the same atom count and Rw (to 6
+    decimals) are one.
     """
-    kept, seen = [], set()
-    for origin in sorted(origins, key=lambda o: o.rw):
+    kept = [o for o in found if not o.cut]
+    seen = {(len(o.xyz), round(o.rw, 6)) for o in kept}
+    cuts = 0
+    for origin in sorted((o for o in found if o.cut), key=lambda o: o.rw):
         key = (len(origin.xyz), round(origin.rw, 6))
-        if key not in seen:
+        if cuts < CUT_STARTS and key not in seen:
             seen.add(key)
             kept.append(origin)
-    return kept[:n_starts]
+            cuts += 1
+    return sorted(kept, key=lambda o: o.rw)
 
 
 def _solved(start: Candidate, result, fit_qdamp: bool) -> Candidate:
