@@ -31,9 +31,10 @@ centre, passes through worse fits to reach the other.
    (:func:`~diffpy.deepstruc.debye.simulate_pdfs`), and the ``REFITS``
    best are fitted in full (:func:`~diffpy.deepstruc.fitting.fit_cluster`).
 
-``solve`` adds the best cut to the starts of its site searches
-(:func:`~diffpy.deepstruc.sitesearch.site_search`) when it fits better
-than its start.  The scan is deterministic.
+``solve`` searches its starts
+(:func:`~diffpy.deepstruc.sitesearch.site_search`) and, besides them,
+the best of their cuts that fits better than its own start.  The scan
+is deterministic.
 """
 
 from __future__ import annotations
