@@ -1133,8 +1133,9 @@ def _complete(search: _Search, limit, path: list[SearchStep]) -> None:
 
     While an empty site's atom leaves G the same up to the scale (the
     calculated G with it fits the one without at an Rw below
-    :data:`~diffpy.deepstruc.fitting.EQUAL_RW`) and has more neighbours
-    than the atoms' mean, the one with the most neighbours is added (a
+    :data:`~diffpy.deepstruc.fitting.EQUAL_RW`) and raises the atoms'
+    mean coordination (it has more than half the mean number of
+    neighbours), the one with the most neighbours is added (a
     ``"complete"`` step): a 5-atom square pyramid becomes the 6-atom
     octahedron, whose G(r) it shares.  The search itself ends at such
     structures, as it accepts no change that the data do not support.
