@@ -45,8 +45,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffpy.deepstruc.debye import DebyeParameters, simulate_pdfs
-from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
+from diffpy.deepstruc.debye import DebyeParameters
+from diffpy.deepstruc.fitting import batch_rw, fit_cluster
 from diffpy.deepstruc.sitesearch import (
     MIN_MATCHED,
     align,
@@ -78,7 +78,7 @@ COUNT_RANGE = (0.5, 2.0)
 REFITS = 3
 #: Sites within this (units of d) of a facet plane are on it.
 PLANE_TOLERANCE = 0.05
-#: Cuts scored by one batch of simulate_pdfs.
+#: Cuts scored by one batch (`~diffpy.deepstruc.fitting.batch_rw`).
 BATCH = 256
 
 
@@ -249,15 +249,13 @@ def cut_scan(
         return None
     rw = np.concatenate(
         [
-            scale_and_rw(
+            batch_rw(
+                [sites[m] * unit for m in masks[k : k + BATCH]],
+                r,
                 g,
-                simulate_pdfs(
-                    [sites[m] * unit for m in masks[k : k + BATCH]],
-                    r,
-                    params=params,
-                    uisos=start.uiso,
-                )[1],
-            )[1]
+                params,
+                start.uiso,
+            )
             for k in range(0, len(masks), BATCH)
         ]
     )

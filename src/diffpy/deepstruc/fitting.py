@@ -23,7 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffpy.deepstruc.debye import DebyeParameters, PairHistogram, PairVectors
+from diffpy.deepstruc.debye import (
+    DebyeParameters,
+    PairHistogram,
+    PairVectors,
+    simulate_pdfs,
+)
 
 #: r range (Å) of the quick fit.
 FIT_RANGE = (1.5, 30.0)
@@ -181,6 +186,30 @@ def scale_and_rw(g_obs: np.ndarray, g_calc: np.ndarray):
     residual = g_obs - scale[..., None] * g_calc
     rw = np.sqrt(np.sum(residual**2, axis=-1) / np.sum(g_obs**2))
     return scale, rw
+
+
+def batch_rw(clusters, r, g, params, uiso=None) -> np.ndarray:
+    """Rw of each of many clusters with its scale fitted, at one zoom.
+
+    Parameters
+    ----------
+    clusters : sequence of numpy.ndarray
+        ``(n_atoms, 3)`` coordinates in Å.
+    r, g : numpy.ndarray
+        The data.
+    params : DebyeParameters
+        Instrument parameters.
+    uiso : float, optional
+        Uiso in Å² of all the clusters; ``params.uiso`` when None.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(clusters),)`` Rw values
+        (:func:`~diffpy.deepstruc.debye.simulate_pdfs`, `scale_and_rw`).
+    """
+    _, g_calc = simulate_pdfs(clusters, r, params=params, uisos=uiso)
+    return scale_and_rw(g, g_calc)[1]
 
 
 def effective_points(r: np.ndarray, qmax: float) -> float:

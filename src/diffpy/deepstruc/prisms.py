@@ -64,8 +64,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffpy.deepstruc.debye import DebyeParameters, simulate_pdfs
-from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
+from diffpy.deepstruc.debye import DebyeParameters
+from diffpy.deepstruc.fitting import batch_rw, fit_cluster
 from diffpy.deepstruc.stacking import (
     _CELL,
     _SHIFT,
@@ -286,13 +286,13 @@ class _Fit:
     def rw(self, prisms: list[np.ndarray]) -> np.ndarray:
         """Rw of each prism with the scale fitted."""
         self.scanned += len(prisms)
-        _, g_calc = simulate_pdfs(
+        return batch_rw(
             [p * self.unit for p in prisms],
             self.r,
-            params=self.params,
-            uisos=self.uiso,
+            self.g,
+            self.params,
+            self.uiso,
         )
-        return scale_and_rw(self.g, g_calc)[1]
 
     def refit(self, prism: np.ndarray) -> float:
         """Refit zoom and Uiso (and qdamp) to a prism; its Rw."""

@@ -20,7 +20,7 @@ The pipeline of :func:`propose_structures`:
    cluster's smeared pair-distance histogram divided by u
    (:func:`diffpy.deepstruc.matching.fingerprints`);
 6. the best :data:`N_SCREEN` by the proxy get their Debye PDF and Rw with
-   the scale fitted (:func:`diffpy.deepstruc.fitting.scale_and_rw`);
+   the scale fitted (:func:`diffpy.deepstruc.fitting.batch_rw`);
    structures with the same atom count and fingerprint are merged
    (:func:`distinct_structures`), as are near-duplicates
    (:func:`diffpy.deepstruc.plausibility.distinct_geometries`), and the
@@ -75,13 +75,12 @@ from diffpy.deepstruc.confidence import (
     check_noise,
     weigh_types,
 )
-from diffpy.deepstruc.debye import simulate_pdfs
 from diffpy.deepstruc.features import U_GRID, prior_input
 from diffpy.deepstruc.fitting import (
     EXTRA_FITS,
     FIT_RANGE,
+    batch_rw,
     fit_cluster,
-    scale_and_rw,
     worker_threads,
 )
 from diffpy.deepstruc.libraries import load_library
@@ -259,8 +258,7 @@ def screen(net, z, source, features, d, data, params) -> list[Screened]:
     proxy = proxy_scores(shapes, features)
     best = np.argsort(-proxy, kind="stable")[:N_SCREEN]
     r, g = data
-    _, g_calc = simulate_pdfs([shapes[k] * d for k in best], r, params=params)
-    _, rw = scale_and_rw(g, g_calc)
+    rw = batch_rw([shapes[k] * d for k in best], r, g, params)
     return [
         Screened(float(rw[j]), z[distinct[k]], source[distinct[k]], shapes[k])
         for j, k in enumerate(best)

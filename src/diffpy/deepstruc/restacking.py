@@ -27,8 +27,7 @@ import math
 
 import numpy as np
 
-from diffpy.deepstruc.debye import simulate_pdfs
-from diffpy.deepstruc.fitting import fit_cluster, scale_and_rw
+from diffpy.deepstruc.fitting import batch_rw, fit_cluster
 from diffpy.deepstruc.stacking import registry_sequences, stacking_layers
 
 #: Best candidates of a ranking that are re-stacked.
@@ -91,8 +90,7 @@ def restack(candidate, r, g, params, n_fits: int = RESTACK_FITS) -> list:
     clusters = restackings(candidate.xyz / candidate.zoom)
     if len(clusters) < 2:
         return []
-    _, g_calc = simulate_pdfs(clusters, r, params=params)
-    _, rw = scale_and_rw(g, g_calc)
+    rw = batch_rw(clusters, r, g, params)
     seen = {candidate.stacking}
     restacked = []
     for k in np.argsort(rw, kind="stable"):
