@@ -9,7 +9,11 @@ neighbouring sites (a bond, a triangle, a square or a tetrahedron).
 ASE's cluster factories build blocks so.  Two such particles cut about
 different centres differ on every side, and a site search from one,
 which grows one facet or one orbit at a time about the start's own
-centre, passes through worse fits to reach the other.
+centre, passes through worse fits to reach the other.  An hcp particle
+is also cut as a block of n1 x n2 x n3 whole cells, as ASE's
+``HexagonalClosedPacked`` builds it (and the MMNP library's hcp
+shapes): its facets lie at three distances, not one per orbit, and a
+block of other cell counts differs from it on most sides.
 
 :func:`cut_scan` scores every such particle near a start at once:
 
@@ -26,7 +30,8 @@ centre, passes through worse fits to reach the other.
    on either side (the start's own is the median of its facets'),
    and every combination of the orbits' distances cuts one particle;
 4. the distinct particles with ``COUNT_RANGE`` times the start's atoms
-   (and at most ``max_atoms``) are scored by Rw with the scale fitted,
+   (and at most ``max_atoms``), and for hcp every block of whole
+   cells with as many atoms, are scored by Rw with the scale fitted,
    at the start's zoom and Uiso, many at once
    (:func:`~diffpy.deepstruc.debye.simulate_pdfs`), and the ``REFITS``
    best are fitted in full (:func:`~diffpy.deepstruc.fitting.fit_cluster`).
@@ -48,6 +53,7 @@ import numpy as np
 from diffpy.deepstruc.debye import DebyeParameters
 from diffpy.deepstruc.fitting import batch_rw, fit_cluster
 from diffpy.deepstruc.sitesearch import (
+    HCP_CELL,
     MIN_MATCHED,
     align,
     facet_normals,
@@ -170,6 +176,49 @@ def _cuts(sites, occupied, normals, orbits, centre, counts) -> list:
     return cuts
 
 
+def _hcp_blocks(middle, counts) -> list:
+    """The blocks of whole hcp cells with ``counts`` atoms.
+
+    A block of ``n`` cells holds the sites ``lo <= f < lo + n`` in cell
+    coordinates ``f``, where ``lo`` along each of the two in-plane axes
+    is one of the two site coordinates, 0 or 1/3: which of the cell's
+    sites the block starts with makes up to four shapes for each ``n``
+    (fewer when a side is one cell thick).  A mirror swaps the in-plane
+    axes (so ``n[0] <= n[1]``, and one of ``lo`` = (0, 1/3) and
+    (1/3, 0) when ``n[0] == n[1]``) and the 6_3 screw axis makes ``lo``
+    along c indifferent (0).  Each block is shifted by a lattice vector
+    to lie nearest ``middle``.
+    """
+    cell, motif = HCP_CELL
+    fractions = motif @ np.linalg.inv(cell)
+    most = int(counts[1] // len(motif))
+    blocks = []
+    for a in range(1, most + 1):
+        for b in range(a, most // a + 1):
+            for c in range(1, most // (a * b) + 1):
+                if len(motif) * a * b * c < counts[0]:
+                    continue
+                n = np.array([a, b, c])
+                cells = np.stack(
+                    np.meshgrid(
+                        *[np.arange(-1, k + 1) for k in n], indexing="ij"
+                    ),
+                    -1,
+                ).reshape(-1, 3)
+                points = (cells[:, None, :] + fractions[None]).reshape(-1, 3)
+                for lo in ((0, 0), (0, 1 / 3), (1 / 3, 0), (1 / 3, 1 / 3)):
+                    if a == b and lo == (1 / 3, 0):
+                        continue
+                    low = np.array([*lo, 0]) - 1e-6
+                    inside = ((points >= low) & (points < low + n)).all(1)
+                    xyz = points[inside] @ cell
+                    shift = np.round(
+                        (middle - xyz.mean(0)) @ np.linalg.inv(cell)
+                    )
+                    blocks.append(xyz + shift @ cell)
+    return blocks
+
+
 def cut_scan(
     xyz: np.ndarray,
     family: str,
@@ -237,36 +286,38 @@ def cut_scan(
     normals = facet_normals(family)
     orbits = facet_orbits(family)
     middle = sites[occupied].mean(0)
-    masks, centres, seen = [], [], {tuple(np.sort(occupied))}
+    cuts, seen = [], {tuple(np.sort(occupied))}
     for centre in _centres(sites, middle):
         for mask in _cuts(sites, occupied, normals, orbits, centre, counts):
             key = tuple(np.flatnonzero(mask))
             if key not in seen:
                 seen.add(key)
-                masks.append(mask)
-                centres.append(centre)
-    if not masks:
+                cuts.append((sites[mask], centre))
+    if family == "hcp":
+        blocks = _hcp_blocks(middle, counts)
+        cuts += [(block, block.mean(0)) for block in blocks]
+    if not cuts:
         return None
     rw = np.concatenate(
         [
             batch_rw(
-                [sites[m] * unit for m in masks[k : k + BATCH]],
+                [cut * unit for cut, _ in cuts[k : k + BATCH]],
                 r,
                 g,
                 params,
                 start.uiso,
             )
-            for k in range(0, len(masks), BATCH)
+            for k in range(0, len(cuts), BATCH)
         ]
     )
     best = None
     for k in np.argsort(rw, kind="stable")[:REFITS]:
-        cut = sites[masks[k]] * unit
+        cut, centre = cuts[k][0] * unit, cuts[k][1]
         fit = fit_cluster(
             cut, r, g, params, uiso=start.uiso, fit_qdamp=fit_qdamp
         )
         if best is None or fit.rw < best[0].rw:
-            best = (fit, cut, centres[k])
+            best = (fit, cut, centre)
     fit, cut, centre = best
     cut = cut * fit.zoom
     return CutResult(
@@ -275,5 +326,5 @@ def cut_scan(
         dataclasses.replace(params, qdamp=fit.qdamp),
         fit.uiso,
         centre - middle,
-        len(masks),
+        len(cuts),
     )

@@ -223,6 +223,14 @@ GROUP_MOVES = (
     "grow facets",
     "trim facets",
 )
+#: The hcp cell of the templates (units of d, ideal c/a): its vectors
+#: (rows) and the positions of its two sites.
+HCP_CELL = (
+    np.array(
+        [[1, 0, 0], [0.5, math.sqrt(3) / 2, 0], [0, 0, math.sqrt(8 / 3)]]
+    ),
+    np.array([[0, 0, 0], [0.5, math.sqrt(3) / 6, math.sqrt(8 / 3) / 2]]),
+)
 #: Families whose facets of one orbit also grow or shrink together
 #: (`facet_orbits`); the stacked family's layers have their own moves.
 ORBIT_FAMILIES = ("fcc", "bcc", "sc", "hcp", "icosahedral", "decahedral")
@@ -381,10 +389,7 @@ def template(family: str, radius: float) -> np.ndarray:
     if family == "sc":
         return _lattice(np.eye(3), np.zeros((1, 3)), radius)
     if family == "hcp":
-        c = math.sqrt(8 / 3)
-        basis = np.array([[1, 0, 0], [0.5, math.sqrt(3) / 2, 0], [0, 0, c]])
-        motif = np.array([[0, 0, 0], [0.5, math.sqrt(3) / 6, c / 2]])
-        return _lattice(basis, motif, radius)
+        return _lattice(*HCP_CELL, radius)
     if family in ("icosahedral", "decahedral"):
         return _ase_template(family, radius)
     raise _unknown_family(family)
