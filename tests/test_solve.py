@@ -298,3 +298,27 @@ def test_every_start_and_the_best_distinct_cut_are_searched():
         (51, 0.3),
         (23, 0.4),
     ]
+
+
+def test_solve_searches_distinct_starts(outside, monkeypatch):
+    # the "large" library and the model's may hold one particle: a
+    # proposal that comes twice is one start
+    from diffpy.deepstruc import solve
+    from diffpy.deepstruc.plausibility import distinct_geometries
+
+    path, _ = outside
+    starts = []
+    search, propose = solve.site_search, solve.propose_structures
+
+    def recorded(xyz, *args, **kwargs):
+        starts.append(np.array(xyz))
+        return search(xyz, *args, **kwargs)
+
+    def doubled(*args, **kwargs):
+        return [c for c in propose(*args, **kwargs) for _ in range(2)]
+
+    monkeypatch.setattr(solve, "site_search", recorded)
+    monkeypatch.setattr(solve, "propose_structures", doubled)
+    solve_structure(path, n_starts=2, top=1)
+    assert len(starts) == 2
+    assert distinct_geometries(starts) == [0, 1]

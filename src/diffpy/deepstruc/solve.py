@@ -47,7 +47,10 @@ from diffpy.deepstruc.debye import DebyeParameters
 from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster, worker_threads
 from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.pdfdata import load_pdf
-from diffpy.deepstruc.plausibility import FitQualityWarning
+from diffpy.deepstruc.plausibility import (
+    FitQualityWarning,
+    distinct_geometries,
+)
 from diffpy.deepstruc.prisms import prism_search
 from diffpy.deepstruc.propose import propose_structures, ranked
 from diffpy.deepstruc.restacking import restack
@@ -143,8 +146,8 @@ def solve_structure(
         Most atoms of a solution.  Above 200 the best clusters of the
         ``"large"`` library (up to 2500 atoms) are starts too.
     n_starts : int
-        Best proposals of a known structure family that are searched
-        (and :data:`CUT_STARTS` of their cuts).
+        Best distinct proposals of a known structure family that are
+        searched (and :data:`CUT_STARTS` of their cuts).
     strain : bool
         Refit the proposals with a homogeneous strain too
         (:func:`diffpy.deepstruc.strain.refit_strained`), so that the
@@ -224,9 +227,13 @@ def solve_structure(
     sigma = noise
     if sigma is None:
         sigma = white_noise(best.r, best.gobs, best.params.qmax)
-    starts = [
+    # the best distinct proposals of a family (the "large" library and
+    # the model's may hold one particle)
+    eligible = [
         c for c in proposals if family_of(c.type) and c.n_atoms <= max_atoms
-    ][:n_starts]
+    ]
+    distinct = distinct_geometries([c.xyz for c in eligible])
+    starts = [eligible[k] for k in distinct][:n_starts]
     # qdamp and the particle size both damp G: refine qdamp unless known
     fit_qdamp = qdamp is None and pdf.qdamp is None
     # numpy releases the GIL in the heavy parts of the scans and searches
