@@ -190,7 +190,8 @@ def _hcp_blocks(middle, counts) -> list:
     to lie nearest ``middle``.
     """
     cell, motif = HCP_CELL
-    fractions = motif @ np.linalg.inv(cell)
+    to_cell = np.linalg.inv(cell)
+    fractions = motif @ to_cell
     most = int(counts[1] // len(motif))
     blocks = []
     for a in range(1, most + 1):
@@ -212,9 +213,7 @@ def _hcp_blocks(middle, counts) -> list:
                     low = np.array([*lo, 0]) - 1e-6
                     inside = ((points >= low) & (points < low + n)).all(1)
                     xyz = points[inside] @ cell
-                    shift = np.round(
-                        (middle - xyz.mean(0)) @ np.linalg.inv(cell)
-                    )
+                    shift = np.round((middle - xyz.mean(0)) @ to_cell)
                     blocks.append(xyz + shift @ cell)
     return blocks
 
