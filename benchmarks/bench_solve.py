@@ -6,14 +6,14 @@ libraries' caches) on
 
 1. simulated PDFs of three clusters that no library holds (13-200
    atoms, Qmax 24 Å⁻¹, qdamp 0.05 Å⁻¹ not given to the solver), with the
-   default ``max_atoms=200`` (target: 10 s per PDF);
+   defaults (``max_atoms=200``, ``strain="auto"``; target: 10 s per PDF)
+   and with ``strain=False``;
 2. the same clusters stretched by 3 % along a direction of no symmetry,
-   solved with ``strain=True`` (which refits the proposals with a strain
-   and searches each start with and without one), and the unstrained
-   clusters with ``strain=True`` too (what the option costs where it is
-   not needed);
+   with the default ``strain="auto"`` (which refits the proposals with
+   a strain and searches a start with one when it kept one) and with
+   ``strain=True`` (every start searched with and without one);
 3. the bundled Pt example with ``max_atoms=2000`` (target: 60 s per
-   PDF), with and without ``strain=True``, and with the default 200;
+   PDF), with each ``strain``, and with the default 200;
 4. with ``model="stacking"``: simulated PDFs of three close-packed
    particles (fcc, hcp, faulted) of an in-plane outline that the
    stacking library does not use, with the stacking sequence found;
@@ -126,9 +126,13 @@ def main() -> None:
     )
     print(f"first call (model, caches): {seconds:.1f} s")
     section(
-        "clusters outside the libraries, max_atoms=200 (target 10 s):",
+        "clusters outside the libraries, defaults (target 10 s):",
         params,
         stretch=False,
+    )
+    section("the same, strain=False:", params, stretch=False, strain=False)
+    section(
+        f"the same, stretched {STRAIN:.0%}, defaults:", params, stretch=True
     )
     section(
         f"the same, stretched {STRAIN:.0%}, strain=True:",
@@ -136,15 +140,14 @@ def main() -> None:
         stretch=True,
         strain=True,
     )
-    section(
-        "the unstretched clusters, strain=True:",
-        params,
-        stretch=False,
-        strain=True,
-    )
     stacked_section(params)
     print("bundled Pt example (JQ_S1):")
-    for max_atoms, strain in ((200, False), (2000, False), (2000, True)):
+    for max_atoms, strain in (
+        (200, "auto"),
+        (2000, "auto"),
+        (2000, False),
+        (2000, True),
+    ):
         found, seconds = timed(
             lambda: solve_structure(
                 example_pdf(), max_atoms=max_atoms, strain=strain
@@ -152,7 +155,7 @@ def main() -> None:
         )
         target = " (target 60 s)" if max_atoms > 200 else ""
         report(
-            f"max_atoms={max_atoms}, strain={strain}{target}", seconds, found
+            f"max_atoms={max_atoms}, strain={strain!r}{target}", seconds, found
         )
 
 

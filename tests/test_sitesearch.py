@@ -366,14 +366,15 @@ def test_search_with_strain_keeps_a_strained_particle():
     g = _data(strained)
     start = _rotated(xyz, seed=2)
     plain = site_search(start, "fcc", R, g, PARAMS)
-    result = site_search(start, "fcc", R, g, PARAMS, fit_strain=True)
-    assert _same_shape(result.xyz, strained)
-    assert result.path[-1].rw < 1e-3
-    assert np.allclose(
-        np.linalg.eigvalsh(result.strain),
-        np.linalg.eigvalsh(strain),
-        atol=1e-3,
-    )
+    for strains in [(True,), (False, True)]:
+        result = site_search(start, "fcc", R, g, PARAMS, strains=strains)
+        assert _same_shape(result.xyz, strained)
+        assert result.path[-1].rw < 1e-3
+        assert np.allclose(
+            np.linalg.eigvalsh(result.strain),
+            np.linalg.eigvalsh(strain),
+            atol=1e-3,
+        )
     # a search that cannot strain its sites trades atoms for the misfit
     assert not _same_shape(plain.xyz, strained)
     assert plain.path[-1].rw > 10 * result.path[-1].rw
@@ -387,7 +388,7 @@ def test_search_with_strain_leaves_an_unstrained_particle_unstrained():
     start = Octahedron("Pt", 5, cutoff=0, latticeconstant=A_FCC)
     g = _data(truth.get_positions())
     result = site_search(
-        start.get_positions(), "fcc", R, g, PARAMS, fit_strain=True
+        start.get_positions(), "fcc", R, g, PARAMS, strains=(False, True)
     )
     assert _same_shape(result.xyz, truth.get_positions())
     assert result.strain is None or np.abs(result.strain).max() < 1e-3
@@ -516,6 +517,13 @@ def test_search_descends_by_the_rules_given(monkeypatch):
     descents.clear()
     site_search(xyz, "fcc", R, g, PARAMS, noise=0.02, rules=("in all",))
     assert descents == [False]
+    # each rule once unstrained and once strained
+    descents.clear()
+    site_search(xyz, "fcc", R, g, PARAMS, noise=0.02, strains=(False, True))
+    assert sorted(descents) == [False, False, True, True]
     for rules in [(), ("by layer",)]:
         with pytest.raises(ValueError, match="rules among"):
             site_search(xyz, "fcc", R, g, PARAMS, rules=rules)
+    for strains in [(), ("yes",)]:
+        with pytest.raises(ValueError, match="strains among"):
+            site_search(xyz, "fcc", R, g, PARAMS, strains=strains)

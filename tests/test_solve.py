@@ -105,7 +105,10 @@ def test_cli_solve_writes_the_search_path(outside, tmp_path):
     assert run["settings"]["n_starts"] == 1
 
 
-def test_solve_with_strain_finds_a_strained_cluster(tmp_path):
+@pytest.fixture(scope="module")
+def strained(tmp_path_factory):
+    """A .gr file of the icosahedron of ``outside`` stretched by 3 % along
+    one axis; the principal strains less the zoom."""
     from ase.cluster import Icosahedron
 
     full = Icosahedron("Pt", 3, latticeconstant=A_FCC).get_positions()
@@ -113,33 +116,79 @@ def test_solve_with_strain_finds_a_strained_cluster(tmp_path):
     radius = np.linalg.norm(full, axis=1)
     truth = full[np.argsort(radius)[:-3]]  # three vertices gone
     n = np.array([1.0, 2.0, 0.5]) / np.linalg.norm([1.0, 2.0, 0.5])
-    strained = truth + 0.03 * np.outer(truth @ n, n)
+    stretched = truth + 0.03 * np.outer(truth @ n, n)
     params = DebyeParameters(qmax=24.0, qdamp=0.04, biso=0.4)
-    r, g = simulate_pdf(strained, params=params)
-    path = tmp_path / "strained.gr"
+    r, g = simulate_pdf(stretched, params=params)
+    path = tmp_path_factory.mktemp("strained") / "strained.gr"
     header = f"# qmax = 24.0\n# qmin = {params.qmin}\n# composition = Pt\n"
     path.write_text(header)
     with open(path, "a") as stream:
         np.savetxt(stream, np.column_stack([r, g]))
+    return path, truth, [-0.01, -0.01, 0.02]
+
+
+@pytest.mark.parametrize(
+    "option, setting", [([], "auto"), (["--strain"], True)]
+)
+def test_solve_with_strain_finds_a_strained_cluster(
+    strained, tmp_path, option, setting
+):
+    # by default ("auto") a start that kept a strain is searched strained
+    path, truth, principal = strained
     output = tmp_path / "solved"
     args = ["solve", str(path), "-o", str(output), "--starts", "1"]
-    assert main([*args, "--top", "3", "--strain"]) == 0
+    assert main([*args, "--top", "3", *option]) == 0
     with open(output / "candidates.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert rows[0]["source"] == "solved"
     assert int(rows[0]["n_atoms"]) == len(truth)
     assert float(rows[0]["rw"]) < 0.01
-    # the principal strains of 3 % along n, less the zoom
-    principal = [float(e) for e in rows[0]["strain"].split()]
-    assert principal == pytest.approx([-0.01, -0.01, 0.02], abs=2e-3)
-    # proposals refitted with a strain (strain=True) carry theirs too
+    found = sorted(float(e) for e in rows[0]["strain"].split())
+    assert found == pytest.approx(principal, abs=2e-3)
+    # proposals refitted with a strain carry theirs too
     for row in rows[1:]:
         if row["strain"]:
             assert sum(map(float, row["strain"].split())) == pytest.approx(
                 0, abs=1e-4
             )
     run = json.loads((output / "run.json").read_text())
-    assert run["settings"]["strain"] is True
+    assert run["settings"]["strain"] == setting
+
+
+def test_solve_without_strain(strained, outside):
+    # an unstrained particle is not strained by default (a start of
+    # the wrong shape may keep a strain, which its search then undoes);
+    # with strain=False the strained one is not solved exactly
+    path, truth = outside
+    best = solve_structure(path, n_starts=1, top=1)[0]
+    assert best.n_atoms == len(truth)
+    assert best.strain is None or np.abs(best.strain).max() < 1e-3
+    path, truth, _ = strained
+    plain = solve_structure(path, n_starts=1, top=1, strain=False)[0]
+    assert plain.strain is None and plain.rw > 0.01
+    with pytest.raises(ValueError, match="Please give strain as one of"):
+        solve_structure(path, strain="on")
+
+
+def test_solve_warns_when_the_search_reaches_max_atoms(outside):
+    from diffpy.deepstruc.solve import MaxAtomsWarning
+
+    path, truth = outside
+    with pytest.warns(MaxAtomsWarning, match="reached max_atoms=40"):
+        capped = solve_structure(path, n_starts=1, top=3, max_atoms=40)
+    solved = [c for c in capped if c.source == "solved"]
+    assert solved and solved[0].n_atoms <= 40 < len(truth)
+
+
+def test_cli_solve_strain_options(outside, tmp_path):
+    path, _ = outside
+    output = tmp_path / "solved"
+    args = ["solve", str(path), "-o", str(output), "--starts", "1"]
+    assert main([*args, "--top", "1", "--no-strain"]) == 0
+    run = json.loads((output / "run.json").read_text())
+    assert run["settings"]["strain"] is False
+    with pytest.raises(SystemExit):
+        main([*args, "--force", "--strain", "--no-strain"])
 
 
 def test_the_solver_entry_point_solves(outside):

@@ -259,9 +259,9 @@ class Methods:
         ``(n_train, n_u)`` prior inputs of the training clusters.
     shape_ids : numpy.ndarray
         Their shape ids.
-    strain : bool
-        Whether ``propose``, ``mine`` and ``solve`` fit a strain (their
-        ``strain=``).
+    strain : bool or "auto"
+        ``solve``'s ``strain=``; ``propose`` and ``mine`` refit a strain
+        (their ``strain=True``) unless it is False.
     """
 
     model: Path
@@ -270,7 +270,7 @@ class Methods:
     library: Library
     features: np.ndarray
     shape_ids: np.ndarray
-    strain: bool = False
+    strain: bool | str = False
 
 
 def off_library_d(rng, library_d: np.ndarray) -> float:
@@ -381,7 +381,7 @@ def top_answer(method, gr, qmax, methods, data, params):
         return answer, xyz * fit.zoom
     if method == "mine":
         best = mine_library(
-            gr, library=methods.library, strain=methods.strain, **header
+            gr, library=methods.library, strain=bool(methods.strain), **header
         )[0]
     elif method == SOLVE:
         best = solve_structure(
@@ -401,7 +401,7 @@ def top_answer(method, gr, qmax, methods, data, params):
             n_samples=methods.n_samples,
             seed=methods.seed,
             snap=method == "propose",
-            strain=methods.strain,
+            strain=bool(methods.strain),
             **header,
         )[0]
     reference = best.nearest_reference
@@ -416,6 +416,22 @@ def top_answer(method, gr, qmax, methods, data, params):
         answer["type_rw"] = best.type_rw
         answer["rw_noise"] = noise_rw(best.gobs, noise_level(best))
     return answer, best.xyz
+
+
+#: The --strain values: solve's strain=, given to the methods.
+STRAIN_MODES = {"off": False, "auto": "auto", "on": True}
+
+
+def add_strain_option(parser) -> None:
+    """The ``--strain`` option of the evaluations (:data:`STRAIN_MODES`)."""
+    parser.add_argument(
+        "--strain",
+        choices=tuple(STRAIN_MODES),
+        default="off",
+        help="solve's strain (off: False, auto: 'auto', on: True); "
+        "unless off, propose and mine run with strain=True and the truth "
+        "is fitted with a strain",
+    )
 
 
 def truth_rw(truth, r, g, params, strain: bool = False) -> dict:
@@ -465,7 +481,7 @@ def evaluate_case(case: TestCase, methods: Methods, names) -> dict:
         "shape_id": case.shape.shape_id,
         "d": case.d,
         **case.conditions,
-        **truth_rw(truth, *data, params, methods.strain),
+        **truth_rw(truth, *data, params, bool(methods.strain)),
         "n_points": independent_points(data[0], qmax),
         "methods": {},
     }
@@ -755,9 +771,11 @@ def evaluate(
         ``"random"``.
     solve : bool
         Run ``solve`` on the random split too.
-    strain : bool
-        Run ``propose``, ``mine`` and ``solve`` with ``strain=True`` (and
-        fit the truth with a strain for its ΔRw).
+    strain : bool or "auto"
+        ``solve``'s ``strain=``; unless False, ``propose`` and ``mine``
+        run with ``strain=True`` and the truth is fitted with a strain
+        for its ΔRw (:data:`STRAIN_MODES` names them on the command
+        line).
     out : str or pathlib.Path, optional
         Report folder (default: the model folder).
     metadata_path : str or pathlib.Path, optional
@@ -939,11 +957,7 @@ def main(argv=None):
         action="store_true",
         help="also run solve on the random split (~8 s per PDF)",
     )
-    parser.add_argument(
-        "--strain",
-        action="store_true",
-        help="propose, mine and solve with strain=True",
-    )
+    add_strain_option(parser)
     parser.add_argument("--out", help="report folder (default: model)")
     add_metadata_option(parser)
     args = parser.parse_args(argv)
@@ -961,7 +975,7 @@ def main(argv=None):
             factors=args.factors,
             splits=args.splits,
             solve=args.solve,
-            strain=args.strain,
+            strain=STRAIN_MODES[args.strain],
             out=args.out,
             metadata_path=metadata_target(args),
         )

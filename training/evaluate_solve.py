@@ -137,10 +137,12 @@ from diffpy.deepstruc.propose import propose_structures
 from training.evaluate import (
     ELEMENT,
     QMIN,
+    STRAIN_MODES,
     TestCase,
     _commit,
     _stats,
     add_metadata_option,
+    add_strain_option,
     delta_rw,
     metadata_target,
     store_metrics,
@@ -341,16 +343,16 @@ class Setup:
         method, the library given to it: ``propose`` and ``solve`` snap
         to it (their ``library=``; None: their defaults), ``mine`` fits
         it.
-    strain : bool
-        Whether ``propose``, ``mine`` and ``solve`` fit a strain (their
-        ``strain=``).
+    strain : bool or "auto"
+        ``solve``'s ``strain=``; ``propose`` and ``mine`` refit a strain
+        (their ``strain=True``) unless it is False.
     """
 
     model: Path
     n_samples: int
     seed: int
     libraries: dict
-    strain: bool = False
+    strain: bool | str = False
 
 
 def _ase_block(family, surfaces, layers, centre) -> np.ndarray:
@@ -604,13 +606,13 @@ def top_candidate(method: str, gr, header: dict, setup: Setup, part: str):
             gr,
             library=library,
             progress=False,
-            strain=setup.strain,
+            strain=bool(setup.strain),
             **header,
         )[0]
     options = {
         "model": setup.model,
         "seed": setup.seed,
-        "strain": setup.strain,
+        "strain": bool(setup.strain),
         **header,
     }
     if library is not None:
@@ -618,6 +620,7 @@ def top_candidate(method: str, gr, header: dict, setup: Setup, part: str):
     if method == "propose":
         return propose_structures(gr, n_samples=setup.n_samples, **options)[0]
     if method == "solve":
+        options["strain"] = setup.strain
         return solver()(gr, max_atoms=MAX_ATOMS[part], **options)[0]
     raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
 
@@ -685,7 +688,9 @@ def evaluate_case(case: TestCase, setup: Setup, part: str, names) -> dict:
         "n_atoms": cluster.n_atoms,
         "d": case.d,
         **case.conditions,
-        **truth_rw(truth, pdf.r[inside], pdf.g[inside], params, setup.strain),
+        **truth_rw(
+            truth, pdf.r[inside], pdf.g[inside], params, bool(setup.strain)
+        ),
         "methods": {},
     }
     header = {"qmax": qmax, "qmin": QMIN, "element": ELEMENT}
@@ -1015,9 +1020,8 @@ def evaluate(
         One library for every method and part instead of the defaults.
     geometry_model : str or pathlib.Path, optional
         Model folder of the geometry split (see the module description).
-    strain : bool
-        Run ``propose``, ``mine`` and ``solve`` with ``strain=True`` (and
-        fit the truth with a strain for its ΔRw).
+    strain : bool or "auto"
+        As for :func:`training.evaluate.evaluate`.
     out : str or pathlib.Path, optional
         Report folder (default: the folder of the model run).
     metadata_path : str or pathlib.Path, optional
@@ -1267,11 +1271,7 @@ def main(argv=None):
     )
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--strain",
-        action="store_true",
-        help="propose, mine and solve with strain=True",
-    )
+    add_strain_option(parser)
     parser.add_argument("--out", help="report folder (default: model)")
     add_metadata_option(parser)
     args = parser.parse_args(argv)
@@ -1289,7 +1289,7 @@ def main(argv=None):
             plots=args.plots,
             library=args.library,
             geometry_model=args.geometry_model,
-            strain=args.strain,
+            strain=STRAIN_MODES[args.strain],
             out=args.out,
             metadata_path=metadata_target(args),
         )

@@ -304,8 +304,11 @@ def _example(args) -> int:
     return _propose(args)
 
 
-def _add_fit_options(parser, *, example: bool = False, top: int = 10) -> None:
-    """Options shared by ``propose``, ``example``, ``mine`` and ``solve``."""
+def _add_fit_options(
+    parser, *, example: bool = False, top: int = 10, strain: bool = True
+) -> None:
+    """Options shared by ``propose``, ``example``, ``mine`` and ``solve``
+    (``solve`` has its own ``--strain``: ``strain=False``)."""
     from diffpy.deepstruc.propose import FIT_RANGE
 
     if example:
@@ -358,12 +361,14 @@ def _add_fit_options(parser, *, example: bool = False, top: int = 10) -> None:
         "weights (default: estimated from the fit residual beyond the "
         "particle)",
     )
-    parser.add_argument(
-        "--strain",
-        action="store_true",
-        help="fit a homogeneous strain of the particles too, kept where "
-        "the data support it (slower), for particles strained unevenly",
-    )
+    if strain:
+        parser.add_argument(
+            "--strain",
+            action="store_true",
+            help="fit a homogeneous strain of the particles too, kept "
+            "where the data support it (slower), for particles strained "
+            "unevenly",
+        )
 
 
 def _add_model_options(parser) -> None:
@@ -505,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     _add_input_options(solve)
-    _add_fit_options(solve, top=5)
+    _add_fit_options(solve, top=5, strain=False)
     _add_model_options(solve)
     solve.add_argument(
         "--max-atoms",
@@ -519,6 +524,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=3,
         help="best proposals of a known structure family searched",
+    )
+    strain = solve.add_mutually_exclusive_group()
+    strain.add_argument(
+        "--strain",
+        action="store_const",
+        const=True,
+        default="auto",
+        help="search every start with and without a homogeneous strain "
+        "(slower; by default a start is searched with a strain when its "
+        "fit kept one)",
+    )
+    strain.add_argument(
+        "--no-strain",
+        action="store_const",
+        const=False,
+        dest="strain",
+        help="fit no strain (faster, for particles that are not strained)",
     )
     solve.set_defaults(run=_solve)
 

@@ -267,7 +267,7 @@ def run_solve(
     element: str | None = None,
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
-    strain: bool = False,
+    strain: bool | str = "auto",
     command: str | None = None,
     scheduler: str | None = None,
     client=None,
@@ -286,8 +286,7 @@ def run_solve(
     fit_range, noise, command, scheduler, client, series_key
         As for :func:`run_propose`.
     max_atoms, n_starts, strain
-        Passed to :func:`diffpy.deepstruc.solve.solve_structure`
-        (``strain`` refits the proposals and searches with a strain).
+        Passed to :func:`diffpy.deepstruc.solve.solve_structure`.
 
     Returns
     -------

@@ -58,16 +58,16 @@ first alone.)  The moves:
   G, and a move judged at the qdamp fitted to the old size would be
   judged wrong.
 
-With ``fit_strain``, a particle that is strained unevenly is searched
-too: each rule descends once more from the start with a homogeneous
-strain of the sites fitted to it (from a scan of uniaxial strains,
+A particle that is strained unevenly is searched with a homogeneous
+strain of the sites (``strains``): each rule descends from the start
+with a strain fitted to it (from a scan of uniaxial strains,
 :func:`~diffpy.deepstruc.fitting.fit_cluster`), refitted whenever no
-move helps; the four results are compared by the criterion below, the
-strained ones with ``STRAIN_PARAMETERS`` more parameters, and the
-descents from the start that fits better go first.  Without a strain,
-a search trades atoms for the misfit of a strained particle; with one
-fitted to a start of the wrong shape, it may strain an unstrained
-particle, hence both.
+move helps.  Searched both ways, the unstrained and strained results
+are compared by the criterion below, the strained ones with
+``STRAIN_PARAMETERS`` more parameters, and the descents from the start
+that fits better go first.  Without a strain, a search trades atoms for
+the misfit of a strained particle; with one fitted to a start of the
+wrong shape, it may strain an unstrained particle.
 
 When no move helps, ``KICKS`` random changes (a facet layer or
 ``KICK_ATOMS`` atoms added or removed) are each followed by a new
@@ -291,7 +291,7 @@ class SearchResult:
     strain : numpy.ndarray or None
         The traceless symmetric strain (3x3) of the final structure
         against its family's ideal sites, in the frame of ``xyz``; None
-        when it was searched without one (``fit_strain``).
+        when it was searched without one (``strains``).
     settled : bool
         Whether the search ended because its misfit was below the
         noise (see :func:`site_search`).
@@ -971,7 +971,7 @@ def site_search(
     max_atoms: int | None = None,
     max_moves: int = MAX_MOVES,
     fit_qdamp: bool = False,
-    fit_strain: bool = False,
+    strains: tuple[bool, ...] = (False,),
     rules: tuple[str, ...] = RULES,
     kicks: int = KICKS,
     seed: int = 0,
@@ -1004,12 +1004,13 @@ def site_search(
     fit_qdamp : bool
         Refine qdamp with scale, zoom and Uiso, for data whose resolution
         damping is unknown (it and the particle size both damp G).
-    fit_strain : bool
-        Refine a homogeneous strain of the sites too (at the start and
-        whenever no move helps; see
-        :func:`~diffpy.deepstruc.fitting.fit_cluster`), for particles
-        strained unevenly: a search that cannot strain its sites makes up
-        for the misfit with atoms.
+    strains : tuple of bool
+        Whether the sites are searched unstrained (False), with a
+        homogeneous strain refined (True, at the start and whenever no
+        move helps; see :func:`~diffpy.deepstruc.fitting.fit_cluster`),
+        or both, ``(False, True)``, each rule once each way.  A strain
+        is for particles strained unevenly: a search that cannot strain
+        its sites makes up for the misfit with atoms.
     rules : tuple of str
         How the descents choose their moves, one descent each (of
         ``RULES``: ``"in all"`` and ``"per atom"``).
@@ -1069,24 +1070,28 @@ def site_search(
     def stopped() -> bool:
         return stop is not None and stop()
 
-    # the start as fitted, and with fit_strain with a strain fitted too
-    # (once for both rules), at the cost of STRAIN_PARAMETERS more
-    # parameters
-    rw = search.refit()
-    begins = {False: (search.state(), rw)}
     unknown = set(rules) - set(RULES)
     if not rules or unknown:
         raise ValueError(
             f"Please give rules among {RULES} (got {tuple(rules)})."
         )
-    descents = [(k, rule, False) for k, rule in enumerate(rules)]
-    if fit_strain:
+    if not strains or set(strains) - {False, True}:
+        raise ValueError(
+            f"Please give strains among (False, True) (got {strains})."
+        )
+    # the start as fitted, unstrained and strained (once for all rules),
+    # a strain at the cost of STRAIN_PARAMETERS more parameters
+    rw = search.refit()
+    begins = {False: (search.state(), rw)}
+    if True in strains:
         search.fit_strain = search.strain_stale = True
         rw = search.refit(strain=True)
         begins[True] = (search.state(), rw)
-        descents += [
-            (k + len(rules), rule, True) for k, rule in enumerate(rules)
-        ]
+    descents = [
+        (k + len(rules) * strained, rule, strained)
+        for strained in sorted(set(strains))
+        for k, rule in enumerate(rules)
+    ]
     # the descents from the start that fits better first (stable: the
     # rules in their order)
     descents.sort(

@@ -65,10 +65,12 @@ from diffpy.deepstruc.sitesearch import (
 )
 from diffpy.deepstruc.strain import unstrained_xyz
 
-__all__ = ["CUT_STARTS", "N_STARTS", "solve_structure"]
+__all__ = ["CUT_STARTS", "N_STARTS", "MaxAtomsWarning", "solve_structure"]
 
 #: Best proposals of a known family that are searched.
 N_STARTS = 3
+#: The values of solve_structure's strain.
+STRAIN_MODES = (False, True, "auto")
 #: Proposals asked of propose_structures, to pick the starts from.
 N_PROPOSALS = 10
 #: Most atoms the decoder and the training library give.
@@ -115,7 +117,7 @@ def solve_structure(
     element: str | None = None,
     max_atoms: int = DECODER_MAX_ATOMS,
     n_starts: int = N_STARTS,
-    strain: bool = False,
+    strain: bool | str = "auto",
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
     progress=None,
@@ -148,13 +150,16 @@ def solve_structure(
     n_starts : int
         Best distinct proposals of a known structure family that are
         searched (and :data:`CUT_STARTS` of their cuts).
-    strain : bool
-        Refit the proposals with a homogeneous strain too
-        (:func:`diffpy.deepstruc.strain.refit_strained`), so that the
-        starts are picked by their strained fits, and refine a strain of
-        the searched structures (``fit_strain`` of
-        :func:`diffpy.deepstruc.sitesearch.site_search`), for particles
-        strained unevenly; it costs time.
+    strain : bool or "auto"
+        For particles strained unevenly.  ``"auto"``: refit the
+        proposals with a homogeneous strain too, kept where the data
+        support it (:func:`diffpy.deepstruc.strain.refit_strained`), so
+        that the starts are picked by their strained fits, and search a
+        start with a strain refined (``strains`` of
+        :func:`diffpy.deepstruc.sitesearch.site_search`) when it kept
+        one, without one otherwise.  True: refit the proposals so, and
+        search every start both ways (twice the time of the searches).
+        False: no strain.
     fit_range : tuple of float
         r range (Å) of the fits.
     noise : float, optional
@@ -185,6 +190,12 @@ def solve_structure(
     ValueError
         For bad arguments.
 
+    Warns
+    -----
+    MaxAtomsWarning
+        When the search of the best solved candidate reached
+        ``max_atoms``: the particle may be larger.
+
     Examples
     --------
     >>> from diffpy.deepstruc import solve_structure
@@ -196,6 +207,10 @@ def solve_structure(
         raise ValueError(
             "Please give top, n_starts and max_atoms >= 1 (got "
             f"top={top}, n_starts={n_starts}, max_atoms={max_atoms})."
+        )
+    if strain not in STRAIN_MODES:
+        raise ValueError(
+            f"Please give strain as one of {STRAIN_MODES} (got {strain!r})."
         )
     check_noise(noise)
     pdf = load_pdf(gr, qmax=qmax, qdamp=qdamp, qmin=qmin)
@@ -209,7 +224,7 @@ def solve_structure(
             library=library,
             top=max(top, N_PROPOSALS),
             seed=seed,
-            strain=strain,
+            strain=bool(strain),
             **common,
         )
         if max_atoms > DECODER_MAX_ATOMS:
@@ -218,7 +233,7 @@ def solve_structure(
                 library="large",
                 top=LARGE_STARTS,
                 progress=False,
-                strain=strain,
+                strain=bool(strain),
                 **common,
             )
             proposals += [c for c in mined if c.n_atoms <= max_atoms]
@@ -269,7 +284,7 @@ def solve_structure(
                 noise=sigma,
                 max_atoms=max_atoms,
                 fit_qdamp=fit_qdamp,
-                fit_strain=strain,
+                strains=_strains(start, strain),
                 seed=seed,
                 max_moves=LARGE_MOVES if large else MAX_MOVES,
                 rules=(ONE_RULE if start.n_atoms > ONE_RULE_ATOMS else RULES),
@@ -305,7 +320,28 @@ def solve_structure(
             if c.type:
                 type_rw[c.type] = min(c.rw, type_rw.get(c.type, math.inf))
         weigh_types(candidates, type_rw, best.params, noise)
-    return ranked(candidates, top, sigma)
+    answer = ranked(candidates, top, sigma)
+    best_solved = next((c for c in answer if c.source == "solved"), None)
+    if best_solved and max(s.n_atoms for s in best_solved.path) >= max_atoms:
+        warnings.warn(
+            f"The search of the best solution ({best_solved.n_atoms} "
+            f"atoms) reached max_atoms={max_atoms}: the particle may be "
+            "larger; please try a larger max_atoms (up to 2000).",
+            MaxAtomsWarning,
+        )
+    return answer
+
+
+class MaxAtomsWarning(UserWarning):
+    """The search of the best solved candidate reached ``max_atoms``."""
+
+
+def _strains(start: Candidate, strain: bool | str) -> tuple[bool, ...]:
+    """How a start is searched: unstrained and/or strained (``strains``
+    of :func:`~diffpy.deepstruc.sitesearch.site_search`)."""
+    if strain == "auto":
+        return (start.strain is not None,)
+    return (False, True) if strain else (False,)
 
 
 def _family(start: Candidate) -> str:
