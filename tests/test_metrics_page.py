@@ -240,6 +240,11 @@ def test_solve_section(metadata, solve_report):
     assert "measured: 1 of 3 (Rw 0.142, 0.181, 0.151): **missed**" in page
     assert page.count(".. figure:: _static/solve/") == 1
     assert ".. figure:: _static/solve/JQ_S1_fits.png" in page
+    assert "--strain" not in page and "a strain too" not in page
+    solve_report["protocol"]["solve_strain"] = True
+    page = render(_with(metadata, solve_report), solve_figures=figures)
+    assert "--seed 0 --strain on --experimental" in page
+    assert "; a strain too, as ``solve`` (``strain=True``)" in page
 
 
 def test_solve_section_without_large_or_measured(metadata, solve_report):
@@ -392,7 +397,14 @@ def test_geometry_model_section(metadata, geometry_report):
     shipped = page.split("The model trained on the geometry")[0]
     shipped = shipped.split("Geometry-disjoint split")[1]
     assert "   * - ``mine``" in shipped and "``propose``" not in shipped
+    assert "``strain=False``" in section and "--strain" not in section
     # other settings than the shipped run: other PDFs
     geometry_report["settings"]["seed"] = 1
     page = render(_with(metadata, geometry_report, "blind_geometry"))
     assert "the same PDFs as above" not in page
+    # a run with solve's strain="auto" says so, and how to rerun it
+    geometry_report["settings"]["solve_strain"] = "auto"
+    page = render(_with(metadata, geometry_report, "blind_geometry"))
+    assert "--calibration-per-type 0 --strain auto --write-metadata" in page
+    assert "``max_atoms=200``, ``strain='auto'``" in page
+    assert "refitted their best candidates with a strain" in page

@@ -160,10 +160,19 @@ def _robustness(table) -> list[str]:
 
 
 def _solve_call(settings) -> str:
-    """``solve_structure`` with the ``max_atoms`` of a blind run."""
+    """``solve_structure`` with the ``max_atoms`` and ``strain`` of a
+    blind run."""
     return (
         f"``solve_structure``, ``max_atoms={settings['solve_max_atoms']}``"
-        ", :doc:`solve`"
+        f", ``strain={settings.get('solve_strain', False)!r}``, :doc:`solve`"
+    )
+
+
+def _strain_words(strain) -> list[str]:
+    """The ``--strain`` option of an evaluation that ran with ``strain``
+    (none for False, the default)."""
+    return (
+        [f"--strain {'auto' if strain == 'auto' else 'on'}"] if strain else []
     )
 
 
@@ -179,6 +188,7 @@ def _geometry_command(report) -> str:
         f"--per-type {settings['per_type']}",
         f"--robust-per-type {settings['robust_per_type']}",
         f"--calibration-per-type {settings['calibration_per_type']}",
+        *_strain_words(settings.get("solve_strain", False)),
     ]
     return " ".join(
         [*words, "--write-metadata onnx_models/mmnp/metadata.json"]
@@ -221,7 +231,14 @@ def _geometry_model(report, blind) -> list[str]:
         "only: ``propose`` snaps to them, ``mine`` fits them, the look-up "
         "holds their clusters, and ``solve`` "
         f"({_solve_call(settings)}) searches from ``propose``'s best "
-        "proposals with them.",
+        "proposals with them."
+        + (
+            "  ``propose`` and ``mine`` refitted their best candidates "
+            "with a strain (``strain=True``), and the truth was fitted "
+            "with one for its ΔRw."
+            if settings.get("solve_strain")
+            else ""
+        ),
         "",
         *_split_tables("geometry-split model", geometry),
         "Which source gave the top candidate:",
@@ -583,6 +600,7 @@ def _solve_command(report, model_name) -> str:
     words += [
         f"--samples {settings['n_samples']}",
         f"--seed {settings['seed']}",
+        *_strain_words(report["protocol"].get("solve_strain", False)),
     ]
     if "experimental" in report or "experimental_note" in report:
         words.append(f"--experimental {SOLVE_DATA}")
@@ -830,8 +848,15 @@ def _solve(report, model_name, figures=None, title=None) -> list[str]:
         f"{protocol['shape_tolerance']:g} of the truth's, in units of "
         "each one's nearest-neighbour distance; **ΔRw** = Rw(top) − "
         "Rw(truth fitted the same way: same data, r range and assumed "
-        "parameters, qdamp refined too for ``solve``, which refines it), "
-        "its median over all n PDFs and the share with "
+        "parameters, qdamp refined too for ``solve``, which refines it"
+        + (
+            "; a strain too, as ``solve`` (``strain="
+            f"{protocol['solve_strain']!r}``) and ``propose`` and "
+            "``mine`` (``strain=True``) fit one"
+            if protocol.get("solve_strain")
+            else ""
+        )
+        + "), its median over all n PDFs and the share with "
         f"ΔRw ≤ {protocol['delta_rw_ok']:g}; **MAE**: mean distance per "
         "atom after centring, optimal assignment and rotation, mean ± "
         "std over the count-matched PDFs only, whose number is given in "
