@@ -128,12 +128,12 @@ def strained(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "option, setting", [([], "auto"), (["--strain"], True)]
+    "option, setting", [(["--strain", "auto"], "auto"), (["--strain"], True)]
 )
 def test_solve_with_strain_finds_a_strained_cluster(
     strained, tmp_path, option, setting
 ):
-    # by default ("auto") a start that kept a strain is searched strained
+    # with "auto" a start that kept a strain is searched strained
     path, truth, principal = strained
     output = tmp_path / "solved"
     args = ["solve", str(path), "-o", str(output), "--starts", "1"]
@@ -156,16 +156,16 @@ def test_solve_with_strain_finds_a_strained_cluster(
 
 
 def test_solve_without_strain(strained, outside):
-    # an unstrained particle is not strained by default (a start of
-    # the wrong shape may keep a strain, which its search then undoes);
-    # with strain=False the strained one is not solved exactly
+    # by default (strain=False) the strained particle is not solved
+    # exactly; with "auto" an unstrained one is not strained (a start of
+    # the wrong shape may keep a strain, which its search then undoes)
+    path, _, _ = strained
+    plain = solve_structure(path, n_starts=1, top=1)[0]
+    assert plain.strain is None and plain.rw > 0.01
     path, truth = outside
-    best = solve_structure(path, n_starts=1, top=1)[0]
+    best = solve_structure(path, n_starts=1, top=1, strain="auto")[0]
     assert best.n_atoms == len(truth)
     assert best.strain is None or np.abs(best.strain).max() < 1e-3
-    path, truth, _ = strained
-    plain = solve_structure(path, n_starts=1, top=1, strain=False)[0]
-    assert plain.strain is None and plain.rw > 0.01
     with pytest.raises(ValueError, match="Please give strain as one of"):
         solve_structure(path, strain="on")
 
@@ -184,11 +184,11 @@ def test_cli_solve_strain_options(outside, tmp_path):
     path, _ = outside
     output = tmp_path / "solved"
     args = ["solve", str(path), "-o", str(output), "--starts", "1"]
-    assert main([*args, "--top", "1", "--no-strain"]) == 0
+    assert main([*args, "--top", "1"]) == 0
     run = json.loads((output / "run.json").read_text())
     assert run["settings"]["strain"] is False
     with pytest.raises(SystemExit):
-        main([*args, "--force", "--strain", "--no-strain"])
+        main([*args, "--force", "--strain", "both"])
 
 
 def test_the_solver_entry_point_solves(outside):

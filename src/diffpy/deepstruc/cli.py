@@ -62,6 +62,8 @@ _UNITS = {
 }
 #: Default output folder of ``deepstruc example``.
 EXAMPLE_OUTPUT = Path("deepstruc-example")
+#: ``deepstruc solve --strain`` values: solve_structure's strain.
+SOLVE_STRAIN = {"off": False, "auto": "auto", "on": True}
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -248,7 +250,7 @@ def _solve(args) -> int:
         element=args.element,
         fit_range=(args.rmin, args.rmax),
         noise=args.noise,
-        strain=args.strain,
+        strain=SOLVE_STRAIN[args.strain],
         command=args.command_line,
         scheduler=args.scheduler,
         series_key=args.series_key,
@@ -525,22 +527,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         help="best proposals of a known structure family searched",
     )
-    strain = solve.add_mutually_exclusive_group()
-    strain.add_argument(
+    solve.add_argument(
         "--strain",
-        action="store_const",
-        const=True,
-        default="auto",
-        help="search every start with and without a homogeneous strain "
-        "(slower; by default a start is searched with a strain when its "
-        "fit kept one)",
-    )
-    strain.add_argument(
-        "--no-strain",
-        action="store_const",
-        const=False,
-        dest="strain",
-        help="fit no strain (faster, for particles that are not strained)",
+        nargs="?",
+        choices=tuple(SOLVE_STRAIN),
+        const="on",
+        default="off",
+        help="fit a homogeneous strain, for particles strained unevenly: "
+        "auto refits the proposals with one, kept where the data support "
+        "it, and searches a start with one when it kept one; on (the "
+        "option alone) searches every start with and without one (slower)",
     )
     solve.set_defaults(run=_solve)
 

@@ -267,7 +267,7 @@ def run_solve(
     element: str | None = None,
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
-    strain: bool | str = "auto",
+    strain: bool | str = False,
     command: str | None = None,
     scheduler: str | None = None,
     client=None,

@@ -25,7 +25,9 @@ of the starts ranked after it, whose results are dropped.  The searched
 structures (``source="solved"``, with the path of their search) are
 ranked with every proposal as ``propose`` ranks its candidates
 (:func:`diffpy.deepstruc.plausibility.ranking_order`), so the answer is
-never worse than what ``propose`` found.
+never worse than what ``propose`` found.  When the search of the best
+solved candidate reached ``max_atoms``, a :class:`MaxAtomsWarning` says
+that the particle may be larger.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def solve_structure(
     element: str | None = None,
     max_atoms: int = DECODER_MAX_ATOMS,
     n_starts: int = N_STARTS,
-    strain: bool | str = "auto",
+    strain: bool | str = False,
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
     progress=None,
@@ -159,7 +161,7 @@ def solve_structure(
         :func:`diffpy.deepstruc.sitesearch.site_search`) when it kept
         one, without one otherwise.  True: refit the proposals so, and
         search every start both ways (twice the time of the searches).
-        False: no strain.
+        False (default): no strain.
     fit_range : tuple of float
         r range (Å) of the fits.
     noise : float, optional
