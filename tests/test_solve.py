@@ -170,14 +170,26 @@ def test_solve_without_strain(strained, outside):
         solve_structure(path, strain="on")
 
 
-def test_solve_warns_when_the_search_reaches_max_atoms(outside):
+def test_solve_warns_when_the_search_reaches_max_atoms():
+    import warnings
+
+    from ase.cluster import Octahedron
+
     from diffpy.deepstruc.solve import MaxAtomsWarning
 
-    path, truth = outside
-    with pytest.warns(MaxAtomsWarning, match="reached max_atoms=40"):
-        capped = solve_structure(path, n_starts=1, top=3, max_atoms=40)
-    solved = [c for c in capped if c.source == "solved"]
-    assert solved and solved[0].n_atoms <= 40 < len(truth)
+    truth = Octahedron("Pt", 5, cutoff=1, latticeconstant=A_FCC)
+    params = DebyeParameters(qmax=24.0, qdamp=0.04, biso=0.4)
+    gr = simulate_pdf(truth.get_positions(), params=params)
+    header = {"qmax": 24.0, "qmin": params.qmin, "qdamp": 0.04}
+    options = dict(n_starts=1, top=3, element="Pt", **header)
+    # the search grows the 79-atom particle's starts up to the limit
+    with pytest.warns(MaxAtomsWarning, match="reached max_atoms=60"):
+        capped = solve_structure(gr, max_atoms=60, **options)
+    assert capped[0].source == "solved" and capped[0].n_atoms <= 60
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MaxAtomsWarning)
+        found = solve_structure(gr, **options)
+    assert found[0].n_atoms == len(truth)
 
 
 def test_cli_solve_strain_options(outside, tmp_path):
