@@ -101,6 +101,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from diffpy.deepstruc.cli import SOLVE_STRAIN
 from diffpy.deepstruc.clusters import (
     CLUSTER_TYPES,
     ClusterRecord,
@@ -418,15 +419,12 @@ def top_answer(method, gr, qmax, methods, data, params):
     return answer, best.xyz
 
 
-#: The --strain values: solve's strain=, given to the methods.
-STRAIN_MODES = {"off": False, "auto": "auto", "on": True}
-
-
 def add_strain_option(parser) -> None:
-    """The ``--strain`` option of the evaluations (:data:`STRAIN_MODES`)."""
+    """The ``--strain`` option of the evaluations, named as ``deepstruc
+    solve``'s (:data:`diffpy.deepstruc.cli.SOLVE_STRAIN`)."""
     parser.add_argument(
         "--strain",
-        choices=tuple(STRAIN_MODES),
+        choices=tuple(SOLVE_STRAIN),
         default="off",
         help="solve's strain (off: False, auto: 'auto', on: True); "
         "unless off, propose and mine run with strain=True and the truth "
@@ -774,8 +772,8 @@ def evaluate(
     strain : bool or "auto"
         ``solve``'s ``strain=``; unless False, ``propose`` and ``mine``
         run with ``strain=True`` and the truth is fitted with a strain
-        for its ΔRw (:data:`STRAIN_MODES` names them on the command
-        line).
+        for its ΔRw (named on the command line as ``deepstruc solve``
+        names them, :data:`diffpy.deepstruc.cli.SOLVE_STRAIN`).
     out : str or pathlib.Path, optional
         Report folder (default: the model folder).
     metadata_path : str or pathlib.Path, optional
@@ -975,7 +973,7 @@ def main(argv=None):
             factors=args.factors,
             splits=args.splits,
             solve=args.solve,
-            strain=STRAIN_MODES[args.strain],
+            strain=SOLVE_STRAIN[args.strain],
             out=args.out,
             metadata_path=metadata_target(args),
         )

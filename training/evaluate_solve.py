@@ -112,6 +112,7 @@ import numpy as np
 from scipy.spatial.distance import pdist
 from tqdm import tqdm
 
+from diffpy.deepstruc.cli import SOLVE_STRAIN
 from diffpy.deepstruc.clusters import (
     _CUBIC_SURFACES,
     _LATTICE_FACTOR,
@@ -137,7 +138,6 @@ from diffpy.deepstruc.propose import propose_structures
 from training.evaluate import (
     ELEMENT,
     QMIN,
-    STRAIN_MODES,
     TestCase,
     _commit,
     _stats,
@@ -1289,7 +1289,7 @@ def main(argv=None):
             plots=args.plots,
             library=args.library,
             geometry_model=args.geometry_model,
-            strain=STRAIN_MODES[args.strain],
+            strain=SOLVE_STRAIN[args.strain],
             out=args.out,
             metadata_path=metadata_target(args),
         )
