@@ -65,7 +65,7 @@ from diffpy.deepstruc.sitesearch import (
     family_of,
     site_search,
 )
-from diffpy.deepstruc.strain import unstrained_xyz
+from diffpy.deepstruc.strain import refit_strained, unstrained_xyz
 
 __all__ = ["CUT_STARTS", "N_STARTS", "MaxAtomsWarning", "solve_structure"]
 
@@ -75,6 +75,9 @@ N_STARTS = 3
 STRAIN_MODES = (False, True, "auto")
 #: Proposals asked of propose_structures, to pick the starts from.
 N_PROPOSALS = 10
+#: With ``strain="auto"``, the least relative decrease of a start's Rw
+#: for which its strain is kept and searched.
+STRAIN_MARGIN = 0.05
 #: Most atoms the decoder and the training library give.
 DECODER_MAX_ATOMS = 200
 #: Cuts (the best distinct ones of the starts') searched besides the
@@ -226,7 +229,7 @@ def solve_structure(
             library=library,
             top=max(top, N_PROPOSALS),
             seed=seed,
-            strain=bool(strain),
+            strain=strain is True,
             **common,
         )
         if max_atoms > DECODER_MAX_ATOMS:
@@ -235,7 +238,7 @@ def solve_structure(
                 library="large",
                 top=LARGE_STARTS,
                 progress=False,
-                strain=bool(strain),
+                strain=strain is True,
                 **common,
             )
             proposals += [c for c in mined if c.n_atoms <= max_atoms]
@@ -251,6 +254,14 @@ def solve_structure(
     ]
     distinct = distinct_geometries([c.xyz for c in eligible])
     starts = [eligible[k] for k in distinct][:n_starts]
+    if strain == "auto":
+        # picked by their unstrained fits: a strain lowers the misfit of
+        # every shape, the wrong ones' too
+        strained = refit_strained(
+            starts, noise=noise, n_refits=n_starts, margin=STRAIN_MARGIN
+        )
+        proposals += [c for c in strained if c.strain is not None]
+        starts = strained
     # qdamp and the particle size both damp G: refine qdamp unless known
     fit_qdamp = qdamp is None and pdf.qdamp is None
     # numpy releases the GIL in the heavy parts of the scans and searches

@@ -42,6 +42,7 @@ def refit_strained(
     noise: float | None = None,
     n_refits: int = STRAIN_REFITS,
     rivals: Sequence[Candidate] = (),
+    margin: float = 0.0,
 ) -> list[Candidate]:
     """The candidates, the best refitted with a homogeneous strain too.
 
@@ -59,6 +60,9 @@ def refit_strained(
         Candidates of the same PDF that were refitted already: they
         take their places among the ``n_refits`` best but are not
         refitted again.
+    margin : float
+        Least relative decrease of Rw for which a strain is kept, on top
+        of the information criterion.
 
     Returns
     -------
@@ -93,7 +97,10 @@ def refit_strained(
             fit_strain=True,
         )
         gain = weight * (candidate.rw**2 - fit.rw**2)
-        if gain <= penalty * STRAIN_PARAMETERS:
+        if (
+            gain <= penalty * STRAIN_PARAMETERS
+            or fit.rw > (1 - margin) * candidate.rw
+        ):
             return candidate
         xyz = candidate.xyz @ fit.deformation.T
         return dataclasses.replace(
