@@ -383,3 +383,30 @@ def test_solve_searches_distinct_starts(outside, monkeypatch):
     solve_structure(path, n_starts=2, top=1)
     assert len(starts) == 2
     assert distinct_geometries(starts) == [0, 1]
+
+
+def test_auto_strain_picks_the_starts_by_their_unstrained_fits(
+    outside, monkeypatch
+):
+    # a strain lowers the misfit of every shape: with "auto" the starts
+    # are those of strain=False, each searched one way only
+    from diffpy.deepstruc import solve
+
+    path, _ = outside
+    searched = {}
+    search = solve.site_search
+
+    def recorded(xyz, *args, **kwargs):
+        searched[mode].append((len(xyz), kwargs["strains"]))
+        return search(xyz, *args, **kwargs)
+
+    monkeypatch.setattr(solve, "site_search", recorded)
+    for mode in (False, "auto"):
+        searched[mode] = []
+        solve_structure(path, n_starts=3, top=1, strain=mode)
+    counts = {mode: sorted(n for n, _ in searched[mode]) for mode in searched}
+    assert counts["auto"] == counts[False]
+    assert {strains for _, strains in searched["auto"]} <= {
+        (False,),
+        (True,),
+    }

@@ -67,7 +67,13 @@ from diffpy.deepstruc.sitesearch import (
 )
 from diffpy.deepstruc.strain import refit_strained, unstrained_xyz
 
-__all__ = ["CUT_STARTS", "N_STARTS", "MaxAtomsWarning", "solve_structure"]
+__all__ = [
+    "CUT_STARTS",
+    "N_STARTS",
+    "STRAIN_MARGIN",
+    "MaxAtomsWarning",
+    "solve_structure",
+]
 
 #: Best proposals of a known family that are searched.
 N_STARTS = 3
@@ -156,15 +162,16 @@ def solve_structure(
         Best distinct proposals of a known structure family that are
         searched (and :data:`CUT_STARTS` of their cuts).
     strain : bool or "auto"
-        For particles strained unevenly.  ``"auto"``: refit the
-        proposals with a homogeneous strain too, kept where the data
-        support it (:func:`diffpy.deepstruc.strain.refit_strained`), so
-        that the starts are picked by their strained fits, and search a
+        For particles strained unevenly.  ``"auto"``: pick the starts
+        as without a strain, refit them with a homogeneous strain, kept
+        where the data support it and it lowers Rw by
+        :data:`STRAIN_MARGIN` at least
+        (:func:`diffpy.deepstruc.strain.refit_strained`), and search a
         start with a strain refined (``strains`` of
         :func:`diffpy.deepstruc.sitesearch.site_search`) when it kept
-        one, without one otherwise.  True: refit the proposals so, and
-        search every start both ways (twice the time of the searches).
-        False (default): no strain.
+        one, without one otherwise.  True: refit the proposals so before
+        the starts are picked, and search every start both ways (twice
+        the time of the searches).  False (default): no strain.
     fit_range : tuple of float
         r range (Å) of the fits.
     noise : float, optional
