@@ -156,14 +156,14 @@ def test_solve_with_strain_finds_a_strained_cluster(
 
 
 def test_solve_without_strain(strained, outside):
-    # by default (strain=False) the strained particle is not solved
-    # exactly; with "auto" an unstrained one is not strained (a start of
+    # without a strain the strained particle is not solved exactly; with
+    # "auto" (the default) an unstrained one is not strained (a start of
     # the wrong shape may keep a strain, which its search then undoes)
     path, _, _ = strained
-    plain = solve_structure(path, n_starts=1, top=1)[0]
+    plain = solve_structure(path, n_starts=1, top=1, strain=False)[0]
     assert plain.strain is None and plain.rw > 0.01
     path, truth = outside
-    best = solve_structure(path, n_starts=1, top=1, strain="auto")[0]
+    best = solve_structure(path, n_starts=1, top=1)[0]
     assert best.n_atoms == len(truth)
     assert best.strain is None or np.abs(best.strain).max() < 1e-3
     with pytest.raises(ValueError, match="Please give strain as one of"):
@@ -197,6 +197,9 @@ def test_cli_solve_strain_options(outside, tmp_path):
     output = tmp_path / "solved"
     args = ["solve", str(path), "-o", str(output), "--starts", "1"]
     assert main([*args, "--top", "1"]) == 0
+    run = json.loads((output / "run.json").read_text())
+    assert run["settings"]["strain"] == "auto"
+    assert main([*args, "--top", "1", "--force", "--strain", "off"]) == 0
     run = json.loads((output / "run.json").read_text())
     assert run["settings"]["strain"] is False
     with pytest.raises(SystemExit):
@@ -393,20 +396,22 @@ def test_auto_strain_picks_the_starts_by_their_unstrained_fits(
     from diffpy.deepstruc import solve
 
     path, _ = outside
-    searched = {}
-    search = solve.site_search
+    starts, strains = {}, set()
+    rebuilt, search = solve._rebuilt, solve.site_search
 
-    def recorded(xyz, *args, **kwargs):
-        searched[mode].append((len(xyz), kwargs["strains"]))
-        return search(xyz, *args, **kwargs)
+    def recorded_start(start, *args):
+        starts[mode].append(start.n_atoms)
+        return rebuilt(start, *args)
 
-    monkeypatch.setattr(solve, "site_search", recorded)
+    def recorded_search(*args, **kwargs):
+        strains.add(kwargs["strains"])
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(solve, "_rebuilt", recorded_start)
+    monkeypatch.setattr(solve, "site_search", recorded_search)
     for mode in (False, "auto"):
-        searched[mode] = []
+        starts[mode] = []
         solve_structure(path, n_starts=3, top=1, strain=mode)
-    counts = {mode: sorted(n for n, _ in searched[mode]) for mode in searched}
-    assert counts["auto"] == counts[False]
-    assert {strains for _, strains in searched["auto"]} <= {
-        (False,),
-        (True,),
-    }
+    assert len(starts[False]) == 3
+    assert sorted(starts["auto"]) == sorted(starts[False])
+    assert strains <= {(False,), (True,)}

@@ -532,11 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         choices=tuple(SOLVE_STRAIN),
         const="on",
-        default="off",
+        default="auto",
         help="fit a homogeneous strain, for particles strained unevenly: "
-        "auto refits the proposals with one, kept where the data support "
-        "it, and searches a start with one when it kept one; on (the "
-        "option alone) searches every start with and without one (slower)",
+        "auto (default) refits the starts with one, kept where it fits "
+        "clearly better, and searches a start with one when it kept one; "
+        "on (the option alone) searches every start with and without one "
+        "(slower); off: no strain",
     )
     solve.set_defaults(run=_solve)
 

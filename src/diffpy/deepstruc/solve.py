@@ -128,7 +128,7 @@ def solve_structure(
     element: str | None = None,
     max_atoms: int = DECODER_MAX_ATOMS,
     n_starts: int = N_STARTS,
-    strain: bool | str = False,
+    strain: bool | str = "auto",
     fit_range: tuple[float, float] = FIT_RANGE,
     noise: float | None = None,
     progress=None,
@@ -162,8 +162,9 @@ def solve_structure(
         Best distinct proposals of a known structure family that are
         searched (and :data:`CUT_STARTS` of their cuts).
     strain : bool or "auto"
-        For particles strained unevenly.  ``"auto"``: pick the starts
-        as without a strain, refit them with a homogeneous strain, kept
+        For particles strained unevenly.  ``"auto"`` (default): pick
+        the starts as without a strain, refit them with a homogeneous
+        strain, kept
         where the data support it and it lowers Rw by
         :data:`STRAIN_MARGIN` at least
         (:func:`diffpy.deepstruc.strain.refit_strained`), and search a
@@ -171,7 +172,7 @@ def solve_structure(
         :func:`diffpy.deepstruc.sitesearch.site_search`) when it kept
         one, without one otherwise.  True: refit the proposals so before
         the starts are picked, and search every start both ways (twice
-        the time of the searches).  False (default): no strain.
+        the time of the searches).  False: no strain.
     fit_range : tuple of float
         r range (Å) of the fits.
     noise : float, optional
