@@ -81,7 +81,7 @@ def test_a_strain_is_kept_only_above_the_margin():
     plain = mine_library(gr, element="Pt", top=1, **HEADER)
     (strained,) = refit_strained(plain)
     gain = 1 - strained.rw / plain[0].rw
-    assert strained.strain is not None and 0.1 < gain < 0.99
+    assert strained.strain is not None and gain > 0.1
     (kept,) = refit_strained(plain, margin=gain - 0.01)
     assert kept.rw == strained.rw
     (left,) = refit_strained(plain, margin=gain + 0.01)
