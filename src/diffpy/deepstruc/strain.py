@@ -8,8 +8,10 @@ badly, and another shape may fit better.  :func:`refit_strained` refits
 the best distinct candidates with a homogeneous traceless strain too,
 and keeps the strain where it lowers the Bayesian information criterion
 (:func:`~diffpy.deepstruc.fitting.bic_weights`, five more parameters):
-on unstrained data the candidates are left as they were.  ``propose``,
-``mine`` and ``solve`` do this with ``strain=True``.
+on unstrained data the candidates are left as they were.  ``propose``
+and ``mine`` do this with ``strain=True``; ``solve`` refits its starts
+so by default (``strain="auto"``, where a strain must lower Rw by a
+margin too).
 """
 
 from __future__ import annotations
