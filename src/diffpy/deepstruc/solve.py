@@ -164,8 +164,7 @@ def solve_structure(
     strain : bool or "auto"
         For particles strained unevenly.  ``"auto"`` (default): pick
         the starts as without a strain, refit them with a homogeneous
-        strain, kept
-        where the data support it and it lowers Rw by
+        strain, kept where the data support it and it lowers Rw by
         :data:`STRAIN_MARGIN` at least
         (:func:`diffpy.deepstruc.strain.refit_strained`), and search a
         start with a strain refined (``strains`` of
