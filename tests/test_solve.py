@@ -335,11 +335,11 @@ def test_solve_searches_starts_above_one_rule_atoms_by_one_rule(
         return search(*args, **kwargs)
 
     monkeypatch.setattr(solve, "site_search", recorded)
-    solve_structure(path, n_starts=1, top=1)
+    solve_structure(path, n_starts=1, top=1, strain=False)
     assert rules == [RULES]
     rules.clear()
     monkeypatch.setattr(solve, "ONE_RULE_ATOMS", 10)
-    solve_structure(path, n_starts=1, top=1)
+    solve_structure(path, n_starts=1, top=1, strain=False)
     assert rules == [solve.ONE_RULE] == [("in all",)]
 
 
@@ -383,7 +383,7 @@ def test_solve_searches_distinct_starts(outside, monkeypatch):
 
     monkeypatch.setattr(solve, "site_search", recorded)
     monkeypatch.setattr(solve, "propose_structures", doubled)
-    solve_structure(path, n_starts=2, top=1)
+    solve_structure(path, n_starts=2, top=1, strain=False)
     assert len(starts) == 2
     assert distinct_geometries(starts) == [0, 1]
 
@@ -392,26 +392,52 @@ def test_auto_strain_picks_the_starts_by_their_unstrained_fits(
     outside, monkeypatch
 ):
     # a strain lowers the misfit of every shape: with "auto" the starts
-    # are those of strain=False, each searched one way only
+    # are those of strain=False, strained where the strain gains
+    # STRAIN_MARGIN, plus the proposal that fits best strained
+    import dataclasses
+
     from diffpy.deepstruc import solve
+    from diffpy.deepstruc.plausibility import distinct_geometries
 
     path, _ = outside
-    starts, strains = {}, set()
+    starts, searched = {}, {}
     rebuilt, search = solve._rebuilt, solve.site_search
+    strain = np.diag([0.01, -0.005, -0.005])
+
+    def refit(candidates, noise=None):
+        # the best start gains 1 %, the fourth distinct proposal 50 %
+        first, _, _, fourth = distinct_geometries([c.xyz for c in candidates])[
+            :4
+        ]
+        refitted = list(candidates)
+        for k, gain in ((first, 0.01), (fourth, 0.5)):
+            refitted[k] = dataclasses.replace(
+                candidates[k], rw=(1 - gain) * candidates[k].rw, strain=strain
+            )
+        return refitted
 
     def recorded_start(start, *args):
-        starts[mode].append(start.n_atoms)
+        starts[mode].append((start.n_atoms, start.rw, start.strain is None))
         return rebuilt(start, *args)
 
-    def recorded_search(*args, **kwargs):
-        strains.add(kwargs["strains"])
-        return search(*args, **kwargs)
+    def recorded_search(xyz, *args, **kwargs):
+        searched[mode].append((len(xyz), kwargs["strains"]))
+        return search(xyz, *args, **kwargs)
 
+    monkeypatch.setattr(solve, "refit_strained", refit)
     monkeypatch.setattr(solve, "_rebuilt", recorded_start)
     monkeypatch.setattr(solve, "site_search", recorded_search)
     for mode in (False, "auto"):
-        starts[mode] = []
-        solve_structure(path, n_starts=3, top=1, strain=mode)
+        starts[mode], searched[mode] = [], []
+        solve_structure(path, n_starts=3, top=1, strain=mode, seed=1)
     assert len(starts[False]) == 3
-    assert sorted(starts["auto"]) == sorted(starts[False])
-    assert strains <= {(False,), (True,)}
+    assert all(plain for _, _, plain in starts[False])
+    # the best start's 1 % is below the margin: it is searched as it was
+    assert set(starts[False]) < set(starts["auto"])
+    (extra,) = set(starts["auto"]) - set(starts[False])
+    assert not extra[2]  # strained
+    assert {strains for _, strains in searched[False]} == {(False,)}
+    assert {strains for _, strains in searched["auto"]} == {
+        (False,),
+        (True,),
+    }

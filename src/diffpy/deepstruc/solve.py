@@ -162,14 +162,15 @@ def solve_structure(
         Best distinct proposals of a known structure family that are
         searched (and :data:`CUT_STARTS` of their cuts).
     strain : bool or "auto"
-        For particles strained unevenly.  ``"auto"`` (default): pick
-        the starts as without a strain, refit them with a homogeneous
-        strain, kept where the data support it and it lowers Rw by
-        :data:`STRAIN_MARGIN` at least
-        (:func:`diffpy.deepstruc.strain.refit_strained`), and search a
-        start with a strain refined (``strains`` of
-        :func:`diffpy.deepstruc.sitesearch.site_search`) when it kept
-        one, without one otherwise.  True: refit the proposals so before
+        For particles strained unevenly.  ``"auto"`` (default): refit
+        the best proposals with a homogeneous strain, kept where the
+        data support it (:func:`diffpy.deepstruc.strain.refit_strained`)
+        and ranked beside them; pick the starts as without a strain,
+        plus the proposal that fits best strained, and search a start
+        with a strain refined (``strains`` of
+        :func:`diffpy.deepstruc.sitesearch.site_search`) when its
+        strain lowers Rw by :data:`STRAIN_MARGIN` at least, without
+        one otherwise.  True: refit the proposals so before
         the starts are picked, and search every start both ways (twice
         the time of the searches).  False: no strain.
     fit_range : tuple of float
@@ -262,13 +263,10 @@ def solve_structure(
     distinct = distinct_geometries([c.xyz for c in eligible])
     starts = [eligible[k] for k in distinct][:n_starts]
     if strain == "auto":
-        # picked by their unstrained fits: a strain lowers the misfit of
-        # every shape, the wrong ones' too
-        strained = refit_strained(
-            starts, noise=noise, n_refits=n_starts, margin=STRAIN_MARGIN
+        starts, strained = _strained_starts(
+            eligible, distinct, n_starts, noise
         )
-        proposals += [c for c in strained if c.strain is not None]
-        starts = strained
+        proposals += strained
     # qdamp and the particle size both damp G: refine qdamp unless known
     fit_qdamp = qdamp is None and pdf.qdamp is None
     # numpy releases the GIL in the heavy parts of the scans and searches
@@ -354,6 +352,37 @@ def solve_structure(
 
 class MaxAtomsWarning(UserWarning):
     """The search of the best solved candidate reached ``max_atoms``."""
+
+
+def _strained_starts(
+    eligible: list[Candidate],
+    distinct: list[int],
+    n_starts: int,
+    noise: float | None,
+) -> tuple[list[Candidate], list[Candidate]]:
+    """The starts of ``strain="auto"``, and the strained refits.
+
+    The best distinct proposals are refitted with a strain, kept where
+    the data support it, as by ``propose(strain=True)``; these refits
+    are ranked beside the proposals.  The starts are the ``n_starts``
+    best by their unstrained fits (a strain lowers the misfit of every
+    shape, the wrong ones' too), each strained where the strain lowers
+    Rw by :data:`STRAIN_MARGIN` at least, plus the proposal that fits
+    best strained so, if it is not one of them.
+    """
+    refitted = refit_strained(eligible, noise=noise)
+    gains = [
+        k
+        for k in distinct
+        if refitted[k].strain is not None
+        and refitted[k].rw <= (1 - STRAIN_MARGIN) * eligible[k].rw
+    ]
+    picked = distinct[:n_starts]
+    best = min(gains, key=lambda k: refitted[k].rw, default=None)
+    if best is not None and best not in picked:
+        picked = picked + [best]
+    starts = [refitted[k] if k in gains else eligible[k] for k in picked]
+    return starts, [c for c in refitted if c.strain is not None]
 
 
 def _strains(start: Candidate, strain: bool | str) -> tuple[bool, ...]:
