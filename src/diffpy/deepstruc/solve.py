@@ -65,7 +65,7 @@ from diffpy.deepstruc.sitesearch import (
     family_of,
     site_search,
 )
-from diffpy.deepstruc.strain import refit_strained, unstrained_xyz
+from diffpy.deepstruc.strain import unstrained, unstrained_xyz
 
 __all__ = [
     "CUT_STARTS",
@@ -162,17 +162,18 @@ def solve_structure(
         Best distinct proposals of a known structure family that are
         searched (and :data:`CUT_STARTS` of their cuts).
     strain : bool or "auto"
-        For particles strained unevenly.  ``"auto"`` (default): refit
-        the best proposals with a homogeneous strain, kept where the
-        data support it (:func:`diffpy.deepstruc.strain.refit_strained`)
-        and ranked beside them; pick the starts as without a strain,
-        plus the proposal that fits best strained, and search a start
-        with a strain refined (``strains`` of
+        For particles strained unevenly.  The proposals are those of
+        ``propose_structures(..., strain=True)`` unless False: the best
+        refitted with a homogeneous strain, kept where the data support
+        it (:func:`diffpy.deepstruc.strain.refit_strained`).
+        ``"auto"`` (default): pick the starts by their fits without a
+        strain, plus the proposal that fits best strained, and search a
+        start with a strain refined (``strains`` of
         :func:`diffpy.deepstruc.sitesearch.site_search`) when its
-        strain lowers Rw by :data:`STRAIN_MARGIN` at least, without
-        one otherwise.  True: refit the proposals so before
-        the starts are picked, and search every start both ways (twice
-        the time of the searches).  False: no strain.
+        strain lowers Rw by :data:`STRAIN_MARGIN` at least, without one
+        otherwise.  True: pick the starts by their strained fits and
+        search every start both ways (twice the time of the searches).
+        False: no strain.
     fit_range : tuple of float
         r range (Å) of the fits.
     noise : float, optional
@@ -237,7 +238,7 @@ def solve_structure(
             library=library,
             top=max(top, N_PROPOSALS),
             seed=seed,
-            strain=strain is True,
+            strain=strain is not False,
             **common,
         )
         if max_atoms > DECODER_MAX_ATOMS:
@@ -246,7 +247,7 @@ def solve_structure(
                 library="large",
                 top=LARGE_STARTS,
                 progress=False,
-                strain=strain is True,
+                strain=strain is not False,
                 **common,
             )
             proposals += [c for c in mined if c.n_atoms <= max_atoms]
@@ -260,13 +261,11 @@ def solve_structure(
     eligible = [
         c for c in proposals if family_of(c.type) and c.n_atoms <= max_atoms
     ]
-    distinct = distinct_geometries([c.xyz for c in eligible])
-    starts = [eligible[k] for k in distinct][:n_starts]
     if strain == "auto":
-        starts, strained = _strained_starts(
-            eligible, distinct, n_starts, noise
-        )
-        proposals += strained
+        starts = _auto_starts(eligible, n_starts)
+    else:
+        distinct = distinct_geometries([c.xyz for c in eligible])
+        starts = [eligible[k] for k in distinct][:n_starts]
     # qdamp and the particle size both damp G: refine qdamp unless known
     fit_qdamp = qdamp is None and pdf.qdamp is None
     # numpy releases the GIL in the heavy parts of the scans and searches
@@ -354,35 +353,32 @@ class MaxAtomsWarning(UserWarning):
     """The search of the best solved candidate reached ``max_atoms``."""
 
 
-def _strained_starts(
-    eligible: list[Candidate],
-    distinct: list[int],
-    n_starts: int,
-    noise: float | None,
-) -> tuple[list[Candidate], list[Candidate]]:
-    """The starts of ``strain="auto"``, and the strained refits.
+def _auto_starts(eligible: list[Candidate], n_starts: int) -> list[Candidate]:
+    """The starts of ``strain="auto"``.
 
-    The best distinct proposals are refitted with a strain, kept where
-    the data support it, as by ``propose(strain=True)``; these refits
-    are ranked beside the proposals.  The starts are the ``n_starts``
-    best by their unstrained fits (a strain lowers the misfit of every
-    shape, the wrong ones' too), each strained where the strain lowers
-    Rw by :data:`STRAIN_MARGIN` at least, plus the proposal that fits
-    best strained so, if it is not one of them.
+    The proposals come refitted with a strain where the data support
+    it.  The starts are the ``n_starts`` best distinct ones by their fits
+    without a strain (a strain lowers the misfit of every shape, the
+    wrong ones' too), each strained where its strain lowers Rw by
+    :data:`STRAIN_MARGIN` at least, plus the proposal that fits best
+    strained so, when it is not one of them.
     """
-    refitted = refit_strained(eligible, noise=noise)
+    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
+        plain = list(threads.map(unstrained, eligible))
+    order = sorted(range(len(plain)), key=lambda k: plain[k].rw)
+    distinct = distinct_geometries([plain[k].xyz for k in order])
+    distinct = [order[i] for i in distinct]
     gains = [
         k
         for k in distinct
-        if refitted[k].strain is not None
-        and refitted[k].rw <= (1 - STRAIN_MARGIN) * eligible[k].rw
+        if eligible[k].strain is not None
+        and eligible[k].rw <= (1 - STRAIN_MARGIN) * plain[k].rw
     ]
     picked = distinct[:n_starts]
-    best = min(gains, key=lambda k: refitted[k].rw, default=None)
+    best = min(gains, key=lambda k: eligible[k].rw, default=None)
     if best is not None and best not in picked:
-        picked = picked + [best]
-    starts = [refitted[k] if k in gains else eligible[k] for k in picked]
-    return starts, [c for c in refitted if c.strain is not None]
+        picked.append(best)
+    return [eligible[k] if k in gains else plain[k] for k in picked]
 
 
 def _strains(start: Candidate, strain: bool | str) -> tuple[bool, ...]:

@@ -32,7 +32,7 @@ from diffpy.deepstruc.fitting import (
 )
 from diffpy.deepstruc.plausibility import distinct_geometries
 
-__all__ = ["STRAIN_REFITS", "refit_strained", "unstrained_xyz"]
+__all__ = ["STRAIN_REFITS", "refit_strained", "unstrained", "unstrained_xyz"]
 
 #: Best distinct candidates refitted with a strain.
 STRAIN_REFITS = 6
@@ -141,3 +141,41 @@ def unstrained_xyz(candidate: Candidate) -> np.ndarray:
     if candidate.strain is None:
         return candidate.xyz
     return candidate.xyz @ np.linalg.inv(np.eye(3) + candidate.strain).T
+
+
+def unstrained(candidate: Candidate) -> Candidate:
+    """A strained candidate refitted without its strain.
+
+    Parameters
+    ----------
+    candidate : Candidate
+
+    Returns
+    -------
+    Candidate
+        A copy with the strain undone (:func:`unstrained_xyz`) and scale,
+        zoom and Uiso fitted anew; the candidate itself when ``strain``
+        is None.
+    """
+    if candidate.strain is None:
+        return candidate
+    xyz = unstrained_xyz(candidate)
+    fit = fit_cluster(
+        xyz,
+        candidate.r,
+        candidate.gobs,
+        candidate.params,
+        zoom=1.0,
+        uiso=candidate.uiso,
+    )
+    xyz = (xyz - xyz.mean(0)) * fit.zoom
+    return dataclasses.replace(
+        candidate,
+        xyz=xyz,
+        rw=fit.rw,
+        scale=fit.scale,
+        zoom=candidate.zoom * fit.zoom,
+        uiso=fit.uiso,
+        gcalc=fit.gcalc,
+        strain=None,
+    )
