@@ -6,9 +6,10 @@ libraries' caches) on
 
 1. simulated PDFs of three clusters that no library holds (13-200
    atoms, Qmax 24 Å⁻¹, qdamp 0.05 Å⁻¹ not given to the solver), with the
-   defaults (``max_atoms=200``, ``strain="auto"``, which refits the
-   starts with a strain and searches a start with one when it kept one;
-   target: 10 s per PDF) and with ``strain=False``;
+   defaults (``max_atoms=200``, ``strain="auto"``, which starts from
+   the proposals of ``propose(strain=True)`` and searches a start with a
+   strain when its strain gains 5 %; target: 10 s per PDF) and with
+   ``strain=False``;
 2. the same clusters stretched by 3 % along a direction of no symmetry,
    with the defaults and with ``strain=True`` (every start searched with
    and without a strain);

@@ -100,3 +100,24 @@ def test_unstrained_xyz_undoes_the_strain():
         ideal / ideal[-1], abs=2e-3
     )
     assert refit_strained([]) == []
+
+
+def test_unstrained_undoes_a_strain():
+    from diffpy.deepstruc.strain import unstrained
+
+    truth = _shape("octahedral 5")
+    gr = simulate_pdf(_strained(truth), R, params=PARAMS)
+    best = mine_library(gr, element="Pt", strain=True, **HEADER)[0]
+    assert best.strain is not None
+    plain = unstrained(best)
+    assert plain.strain is None and unstrained(plain) is plain
+    # the octahedron without a strain: its pair distances in proportion
+    assert plain.rw > 0.05 > best.rw
+    pairs = [
+        np.linalg.norm(xyz[:, None] - xyz, axis=-1)[
+            np.triu_indices(len(xyz), 1)
+        ]
+        for xyz in (plain.xyz, truth)
+    ]
+    ratio = pairs[0] / pairs[1]
+    assert ratio == pytest.approx(np.full(ratio.size, ratio.mean()), rel=1e-6)

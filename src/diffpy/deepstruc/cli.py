@@ -534,8 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
         const="on",
         default="auto",
         help="fit a homogeneous strain, for particles strained unevenly: "
-        "auto (default) refits the starts with one, kept where it fits "
-        "clearly better, and searches a start with one when it kept one; "
+        "auto (default) starts from the proposals refitted with one "
+        "where the data support it, and searches a start with one when "
+        "it fits clearly better; "
         "on (the option alone) searches every start with and without one "
         "(slower); off: no strain",
     )

@@ -9,9 +9,9 @@ the best distinct candidates with a homogeneous traceless strain too,
 and keeps the strain where it lowers the Bayesian information criterion
 (:func:`~diffpy.deepstruc.fitting.bic_weights`, five more parameters):
 on unstrained data the candidates are left as they were.  ``propose``
-and ``mine`` do this with ``strain=True``; ``solve`` refits its starts
-so by default (``strain="auto"``, where a strain must lower Rw by a
-margin too).
+and ``mine`` do this with ``strain=True``, and ``solve`` starts from
+such proposals (:func:`unstrained` undoes a strain, as ``solve`` does to
+pick its starts).
 """
 
 from __future__ import annotations
