@@ -75,19 +75,6 @@ def test_rivals_take_places_but_are_not_refitted():
     assert [c.strain is not None for c in refitted] == [True] + [False] * 4
 
 
-def test_a_strain_is_kept_only_above_the_margin():
-    truth = _shape("fcc 3-4-4")
-    gr = simulate_pdf(_strained(truth), R, params=PARAMS)
-    plain = mine_library(gr, element="Pt", top=1, **HEADER)
-    (strained,) = refit_strained(plain)
-    gain = 1 - strained.rw / plain[0].rw
-    assert strained.strain is not None and gain > 0.1
-    (kept,) = refit_strained(plain, margin=gain - 0.01)
-    assert kept.rw == strained.rw
-    (left,) = refit_strained(plain, margin=gain + 0.01)
-    assert left is plain[0]
-
-
 def test_unstrained_xyz_undoes_the_strain():
     truth = _shape("icosahedral 3")
     gr = simulate_pdf(_strained(truth), R, params=PARAMS)

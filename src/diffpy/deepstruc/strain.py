@@ -44,7 +44,6 @@ def refit_strained(
     noise: float | None = None,
     n_refits: int = STRAIN_REFITS,
     rivals: Sequence[Candidate] = (),
-    margin: float = 0.0,
 ) -> list[Candidate]:
     """The candidates, the best refitted with a homogeneous strain too.
 
@@ -62,9 +61,6 @@ def refit_strained(
         Candidates of the same PDF that were refitted already: they
         take their places among the ``n_refits`` best but are not
         refitted again.
-    margin : float
-        Least relative decrease of Rw for which a strain is kept, on top
-        of the information criterion.
 
     Returns
     -------
@@ -99,10 +95,7 @@ def refit_strained(
             fit_strain=True,
         )
         gain = weight * (candidate.rw**2 - fit.rw**2)
-        if (
-            gain <= penalty * STRAIN_PARAMETERS
-            or fit.rw > (1 - margin) * candidate.rw
-        ):
+        if gain <= penalty * STRAIN_PARAMETERS:
             return candidate
         xyz = candidate.xyz @ fit.deformation.T
         return dataclasses.replace(
