@@ -172,6 +172,29 @@ def test_pair_vectors_give_the_histogram_of_the_deformed_cluster(seed):
     assert _rw(g, plain) > 0.05
 
 
+# pdf_and_slope: G as pdf gives it and its derivative in Uiso, for a
+# crystalline cluster (summed exactly) and a blurred one (through the
+# spline histogram), expect central differences of pdf
+@pytest.mark.parametrize("blur, uiso", [(0.0, 0.004), (0.1, 0.009)])
+def test_pdf_and_slope_give_g_and_its_uiso_derivative(blur, uiso):
+    rng = np.random.default_rng(3)
+    xyz = _fcc_cluster().get_positions()
+    xyz = xyz + rng.normal(0, blur, xyz.shape)
+    pairs = PairHistogram.from_cluster(xyz)
+    params = DebyeParameters(qdamp=0.03, delta2=2.0)
+    r = r_grid(1.5, 30, 0.01)
+    g, slope = pairs.pdf_and_slope(r, params, zoom=1.02, uiso=uiso)
+    assert np.array_equal(g, pairs.pdf(r, params, zoom=1.02, uiso=uiso))
+    step = 1e-7
+    up, down = (
+        pairs.pdf(r, params, zoom=1.02, uiso=uiso + sign * step)
+        for sign in (1, -1)
+    )
+    expected = (up - down) / (2 * step)
+    assert _rw(expected, slope) < 1e-5
+    assert np.abs(slope).max() > 10 * np.abs(g).max()
+
+
 # C5: blurred cluster whose distances are all distinct (histogram path),
 # expect the brute-force G within Rw 1e-4 for several zooms and Uiso
 @pytest.mark.parametrize("zoom, uiso", [(1.0, 0.0038), (1.05, 0.01)])

@@ -299,7 +299,7 @@ def _sin_outer(d: np.ndarray, grid: _FourierGrid) -> np.ndarray:
 def _kernel(d: np.ndarray, grid: _FourierGrid, uiso: float, delta2: float):
     """Return the (len(d), n_q) Debye terms exp(-s2 q^2/2) sin(q d)/d."""
     q = grid.q
-    msd = uiso * np.clip(1 - delta2 / d**2, 0, None)
+    msd = uiso * _msd_factor(d, delta2)
     k = np.exp(np.multiply.outer(-msd, q * q))
     k /= d[:, None]
     k *= _sin_outer(d, grid)
@@ -449,16 +449,26 @@ def _filtered_node_kernel(grid: _FourierGrid, uiso: float, delta2: float):
     return lo, hi, kernel
 
 
-def _pair_sums(d, weights, rows, n_rows, grid, uiso, delta2) -> np.ndarray:
+def _msd_factor(d: np.ndarray, delta2: float) -> np.ndarray:
+    """The factor ``max(1 - delta2 / d^2, 0)`` of Uiso in the pair
+    mean-square displacement of `_kernel`."""
+    return np.clip(1 - delta2 / d**2, 0, None)
+
+
+def _pair_sums(
+    d, weights, rows, n_rows, grid, uiso, delta2, slope=False
+) -> np.ndarray:
     """Return the (n_rows, n_q) sums of ``weights K(d, q)`` of each row.
 
     Pairs are summed exactly when they are fewer than the spline nodes
     that they span, and through the B-spline histogram otherwise.  Pairs
     below or within five nodes above ``sqrt(delta2)``, where the clipped
     Debye-Waller factor has a kink that splines cannot follow, are always
-    summed exactly.  All d must lie in the pair range of grid.
+    summed exactly.  All d must lie in the pair range of grid.  With
+    ``slope``, ``(2, n_rows, n_q)``: the sums and their derivatives in
+    Uiso, from the same kernel.
     """
-    f = np.zeros((n_rows, grid.nq - grid.nqmin))
+    f = np.zeros((1 + slope, n_rows, grid.nq - grid.nqmin))
     near = d < math.sqrt(delta2) + 5 * _NODE_STEP
     far = d[~near] if near.any() else d
     lo, hi = _node_range(far) if far.size else (0, 0)
@@ -466,13 +476,24 @@ def _pair_sums(d, weights, rows, n_rows, grid, uiso, delta2) -> np.ndarray:
     if exact.any():
         select = np.zeros((n_rows, exact.sum()))
         select[rows[exact], np.arange(exact.sum())] = weights[exact]
-        f += select @ _kernel(d[exact], grid, uiso, delta2)
+        kernel = _kernel(d[exact], grid, uiso, delta2)
+        f[0] += select @ kernel
+        if slope:
+            f[1] += (select * _msd_factor(d[exact], delta2)) @ kernel
     if not exact.all():
         smooth = ~exact
         lo, hi, kernel = _node_kernel(grid, uiso, delta2)
         if exact.any():
             d, weights, rows = d[smooth], weights[smooth], rows[smooth]
-        f += _spread(d, weights, rows, n_rows, lo, hi) @ kernel
+        counts = _spread(d, weights, rows, n_rows, lo, hi)
+        f[0] += counts @ kernel
+        if slope:
+            # c(d) K(d, q) is as smooth in d as K itself
+            f[1] += (counts * _msd_factor(_nodes(lo, hi), delta2)) @ kernel
+    if not slope:
+        return f[0]
+    q = grid.q
+    f[1] *= -q * q
     return f
 
 
@@ -610,6 +631,30 @@ class PairHistogram:
         numpy.ndarray
             G(r) in 1/Å^2.
         """
+        return self._pdfs(r, params, zoom, uiso, extendedrmax, False)
+
+    def pdf_and_slope(
+        self,
+        r=None,
+        params: DebyeParameters | None = None,
+        zoom: float = 1.0,
+        uiso: float | None = None,
+    ) -> np.ndarray:
+        """Return G(r) and its derivative in Uiso, for fits.
+
+        The derivative is that of the Debye sum at the Q-grid of ``uiso``
+        (which srreal widens in steps as Uiso grows), in 1/Å^4.  The
+        parameters are those of `pdf`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(2, len(r))``: G(r) and dG/dUiso.
+        """
+        return self._pdfs(r, params, zoom, uiso, None, True)
+
+    def _pdfs(self, r, params, zoom, uiso, extendedrmax, slope):
+        """`pdf`, with ``slope`` `pdf_and_slope`."""
         params = params or DebyeParameters()
         uiso = params.uiso if uiso is None else float(uiso)
         _check_scalars(zoom, uiso)
@@ -623,8 +668,8 @@ class PairHistogram:
             keep = (d >= grid.dlo) & (d <= grid.dhi) & (d > _SQRT_EPS)
             d, weights = d[keep], weights[keep]
         rows = np.zeros(d.size, dtype=np.intp)
-        f = _pair_sums(d, weights, rows, 1, grid, uiso, params.delta2)
-        return _pdf_from_f(f[0], grid, r, params.qdamp)
+        f = _pair_sums(d, weights, rows, 1, grid, uiso, params.delta2, slope)
+        return _pdf_from_f(f[..., 0, :], grid, r, params.qdamp)
 
 
 @dataclass(frozen=True, eq=False)

@@ -43,6 +43,8 @@ ZOOM_BOUNDS = (0.9, 1.1)
 UISO_BOUNDS = (1e-4, 0.05)
 #: Coarse zoom scan that seeds the refinement.
 ZOOM_SCAN = np.linspace(0.97, 1.03, 7)
+#: Relative step of the forward differences of the zoom and the strain.
+FORWARD_STEP = 1e-4
 #: qdamp bounds (Å⁻¹) when it is fitted too.
 QDAMP_BOUNDS = (0.0, 0.1)
 #: qdamp (Å⁻¹) that sets the unit of the variable refined for it.
@@ -320,13 +322,15 @@ def fit_cluster(
     uiso0 = params.uiso if uiso is None else uiso
     n_base = 3 if fit_qdamp else 2
 
-    def calc(x):
+    def calc(x, slope=False):
         used = params
         if fit_qdamp:
             used = dataclasses.replace(params, qdamp=_qdamp_value(x[2]))
         pairs = histogram
         if fit_strain:
             pairs = vectors.histogram(np.eye(3) + _strain(x[n_base:]))
+        if slope:
+            return pairs.pdf_and_slope(r, used, zoom=x[0], uiso=x[1])
         return pairs.pdf(r, used, zoom=x[0], uiso=x[1])
 
     qdamp0 = [_qdamp_variable(params.qdamp)] if fit_qdamp else []
@@ -342,28 +346,58 @@ def fit_cluster(
     if fit_strain:
         x0 += _components(strain)
 
-    def residual(x):
-        g_calc = calc(x)
-        scale, _ = scale_and_rw(g, g_calc)
-        return g - scale * g_calc
-
     bounds = [ZOOM_BOUNDS, UISO_BOUNDS]
-    x_scale, diff_step = [0.01, 0.002], [1e-4, 1e-3]
+    x_scale = [0.01, 0.002]
     if fit_qdamp:
         bounds.append(_qdamp_variable(QDAMP_BOUNDS))
         x_scale.append(0.5)
-        diff_step.append(1e-3)
     if fit_strain:
         bounds += [(-STRAIN_BOUND, STRAIN_BOUND)] * 5
         x_scale += [0.01] * 5
-        diff_step += [1e-4] * 5
     bounds = np.transpose(bounds)
+    # G and its slope in Uiso at the last point, which least_squares
+    # asks for as the residual and then as the Jacobian
+    last = {}
+
+    def curves(x):
+        key = x.tobytes()
+        if last.get("key") != key:
+            last.update(key=key, curves=calc(x, slope=True))
+        return last["curves"]
+
+    def residual(x):
+        g_calc = curves(x)[0]
+        scale, _ = scale_and_rw(g, g_calc)
+        return g - scale * g_calc
+
+    def jacobian(x):
+        g_calc, slope = curves(x)
+        # dG/dx: Uiso and qdamp in closed form (qdamp's variable scales
+        # G by exp(-QDAMP_UNIT^2 (x - 1) r^2 / 2)), the zoom and the
+        # strain by forward differences
+        columns = np.empty((len(x), len(g)))
+        columns[1] = slope
+        if fit_qdamp:
+            columns[2] = -0.5 * QDAMP_UNIT**2 * r**2 * g_calc
+        for k in [0] + list(range(n_base, len(x))):
+            step = FORWARD_STEP * max(1.0, abs(x[k]))
+            if x[k] + step > bounds[1][k]:
+                step = -step
+            shifted = x.copy()
+            shifted[k] += step
+            columns[k] = (calc(shifted) - g_calc) / step
+        # the residual g - scale G with the scale fitted at each x
+        norm = g_calc @ g_calc or 1.0  # G = 0 for a lone atom
+        scale = (g @ g_calc) / norm
+        d_scale = (columns @ g - 2 * scale * (columns @ g_calc)) / norm
+        return -(scale * columns + np.outer(d_scale, g_calc)).T
+
     result = least_squares(
         residual,
         np.clip(x0, *bounds),
+        jac=jacobian,
         bounds=bounds,
         x_scale=x_scale,
-        diff_step=diff_step,
         xtol=1e-6,
         max_nfev=40,
     )
