@@ -346,18 +346,31 @@ def test_solve_searches_starts_above_one_rule_atoms_by_one_rule(
 def test_every_start_and_the_best_distinct_cut_are_searched():
     from diffpy.deepstruc.solve import CUT_STARTS, _Origin, _origins
 
+    rng = np.random.default_rng(0)
+    shapes = {n: rng.uniform(0, 3 * n ** (1 / 3), (n, 3)) for n in (23, 55)}
+    shapes.update({n: rng.uniform(0, 10, (n, 3)) for n in (43, 45, 51)})
+
     def origin(n_atoms, rw, cut=False):
-        xyz = np.zeros((n_atoms, 3))
+        xyz = shapes[n_atoms][rng.permutation(n_atoms)]
         return _Origin(None, xyz, None, 0.005, rw, (), cut)
 
-    # the three starts' cuts are one particle, the same as no start
+    # the best cuts are one particle, and the next is a start's
+    # particle fitted better: the best distinct one is searched
     starts = [origin(51, 0.3), origin(55, 0.25), origin(23, 0.4)]
     cuts = [origin(43, 0.1, True), origin(43, 0.1, True)]
-    cuts += [origin(55, 0.25, True), origin(45, 0.2, True)]
-    kept = _origins(starts + cuts)
+    cuts += [origin(55, 0.15, True), origin(45, 0.2, True)]
     assert CUT_STARTS == 1
+    kept = _origins(starts + cuts)
     assert [(len(o.xyz), o.rw) for o in kept] == [
         (43, 0.1),
+        (55, 0.25),
+        (51, 0.3),
+        (23, 0.4),
+    ]
+    # without the best, the start's particle is not searched again
+    kept = _origins(starts + cuts[2:])
+    assert [(len(o.xyz), o.rw) for o in kept] == [
+        (45, 0.2),
         (55, 0.25),
         (51, 0.3),
         (23, 0.4),

@@ -3,7 +3,10 @@
 The scale enters G linearly, so for every (zoom, Uiso) it is solved in
 closed form (variable projection); the two non-linear parameters are
 started from the best point of a coarse zoom scan and refined with
-:func:`scipy.optimize.least_squares`.  The agreement is
+:func:`scipy.optimize.least_squares`, with the derivatives of G in Uiso
+(:meth:`~diffpy.deepstruc.debye.PairHistogram.pdf_and_slope`) and qdamp
+in closed form, those in the zoom and the strain by forward
+differences.  The agreement is
 
     Rw = sqrt( sum (G_obs - scale * G_calc)^2 / sum G_obs^2 ).
 

@@ -453,21 +453,17 @@ def _origins(found: list) -> list:
     """The origins searched, best fit first.
 
     Every start (or its prism), and the :data:`CUT_STARTS` best cuts
-    that differ from them and from each other: cuts of different starts
-    are often one particle, and a cut must not crowd out a start of
-    another family.  Two origins with the same atom count and Rw (to 6
-    decimals) are one.
+    that differ from them and from each other in geometry
+    (:func:`~diffpy.deepstruc.plausibility.distinct_geometries`): a cut
+    is often another start, or another start's cut, whose search would
+    repeat that one's, and a cut must not crowd out a start of another
+    family.
     """
     kept = [o for o in found if not o.cut]
-    seen = {(len(o.xyz), round(o.rw, 6)) for o in kept}
-    cuts = 0
-    for origin in sorted((o for o in found if o.cut), key=lambda o: o.rw):
-        key = (len(origin.xyz), round(origin.rw, 6))
-        if cuts < CUT_STARTS and key not in seen:
-            seen.add(key)
-            kept.append(origin)
-            cuts += 1
-    return sorted(kept, key=lambda o: o.rw)
+    cuts = sorted((o for o in found if o.cut), key=lambda o: o.rw)
+    distinct = distinct_geometries([o.xyz for o in kept + cuts])
+    cuts = [cuts[k - len(kept)] for k in distinct if k >= len(kept)]
+    return sorted(kept + cuts[:CUT_STARTS], key=lambda o: o.rw)
 
 
 def _solved(start: Candidate, result, fit_qdamp: bool) -> Candidate:
