@@ -404,7 +404,7 @@ def fit_cluster(
         xtol=1e-6,
         max_nfev=40,
     )
-    g_calc = calc(result.x)
+    g_calc = curves(result.x)[0]  # usually the last point, cached
     scale, rw = scale_and_rw(g, g_calc)
     return FitResult(
         rw=float(rw),
