@@ -522,6 +522,18 @@ def _pdf_from_f(f: np.ndarray, grid: _FourierGrid, r, qdamp: float):
     return _transform(f, grid, _interpolation(grid, qdamp, r.tobytes()))
 
 
+@lru_cache(maxsize=8)
+def _fourier_matrix(grid: _FourierGrid, qdamp: float, r: bytes) -> np.ndarray:
+    """A of G = f A: `_pdf_from_f` of each Fourier term of grid.
+
+    Cached (read-only), as searches return to earlier states.
+    """
+    n_f = grid.nq - grid.nqmin
+    a = _pdf_from_f(np.eye(n_f), grid, np.frombuffer(r), qdamp)
+    a.flags.writeable = False
+    return a
+
+
 def _transform(f: np.ndarray, grid: _FourierGrid, interpolation):
     """`_pdf_from_f` with the `_interpolation` of its r and qdamp."""
     index, index1, a, b = interpolation
@@ -798,7 +810,7 @@ class IncrementalPDF:
         )
         self._xyz = cluster_xyz(cluster).copy()
         self._counts = self._histograms(pair_distances(self._xyz), 1)[0]
-        self._data = self._a0 = None
+        self._data = None
 
     @property
     def xyz(self) -> np.ndarray:
@@ -810,12 +822,13 @@ class IncrementalPDF:
         """Number of atoms."""
         return len(self._xyz)
 
-    def _histograms(self, d: np.ndarray, n_rows=1, weights=None):
+    def _histograms(self, d: np.ndarray, n_rows=1, weights=None, rows=None):
         """B-spline histograms of the (n_rows, m) distances d, row by row.
 
         Pairs outside the pair range of the grid and self pairs (zero
         distance) are left out; ``weights`` (one per distance) default
-        to 1.
+        to 1; ``rows`` (one per distance) gives the row of each distance
+        of a flat d instead.
         """
         d = d.ravel()
         grid, drop = self._grid, None
@@ -824,8 +837,7 @@ class IncrementalPDF:
         if d.size and d.min() <= max(grid.dlo, _SQRT_EPS):
             low = (d < grid.dlo) | (d <= _SQRT_EPS)
             drop = low if drop is None else drop | low
-        rows = None
-        if n_rows > 1:
+        if rows is None and n_rows > 1:
             rows = np.arange(n_rows).repeat(d.size // n_rows)
         return _bspline_counts(
             d, weights, rows, n_rows, self._lo, self._hi, drop
@@ -1000,8 +1012,11 @@ class IncrementalPDF:
         """
         from scipy.spatial.distance import cdist, pdist
 
-        rows = []
-        for add, remove in changes:
+        # the distances that each change adds (weight 1) or takes away
+        # (weight -1), binned in one pass
+        changes = list(changes)
+        distances, weights, rows = [], [], []
+        for row, (add, remove) in enumerate(changes):
             add = np.asarray(add, dtype=float).reshape(-1, 3)
             if not np.isfinite(add).all():
                 raise ValueError(
@@ -1020,15 +1035,20 @@ class IncrementalPDF:
                 (self._distances(gone), -1.0),
                 (pdist(gone), 1.0),
             ]
-            delta = self._counts.copy()
             for d, sign in parts:
-                if d.size:
-                    delta += sign * self._histograms(d)[0]
-            rows.append(delta)
+                distances.append(d.ravel())
+                weights.append(np.full(d.size, sign))
+                rows.append(np.full(d.size, row))
         g = self._checked(g)
-        if not rows:
+        if not changes:
             return np.zeros(0)
-        return self._rw(g, np.array(rows), qdamps)
+        delta = self._histograms(
+            np.concatenate(distances),
+            len(changes),
+            np.concatenate(weights),
+            np.concatenate(rows),
+        )
+        return self._rw(g, self._counts + delta, qdamps)
 
     def _checked(self, g) -> np.ndarray:
         g = np.asarray(g, dtype=float)
@@ -1059,18 +1079,15 @@ class IncrementalPDF:
     def _projection(self, g: np.ndarray):
         """``(A g, A A^T, g.g)`` of data g, where G = f A on this grid."""
         if self._data is None or not np.array_equal(self._data[0], g):
-            n_f = self._kernel.shape[1]
-            a = _transform(np.eye(n_f), self._grid, self._interpolation)
+            a = _fourier_matrix(
+                self._grid, self._params.qdamp, self._r.tobytes()
+            )
             self._data = (g.copy(), a @ g, a @ a.T, float(g @ g))
         return self._data[1:]
 
     def _undamped(self) -> np.ndarray:
         """A0 of G = f A0 without the qdamp envelope, on this grid."""
-        if self._a0 is None:
-            n_f = self._kernel.shape[1]
-            interpolation = _interpolation(self._grid, 0.0, self._r.tobytes())
-            self._a0 = _transform(np.eye(n_f), self._grid, interpolation)
-        return self._a0
+        return _fourier_matrix(self._grid, 0.0, self._r.tobytes())
 
 
 def simulate_pdf(

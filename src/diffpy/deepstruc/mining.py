@@ -43,7 +43,6 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -71,7 +70,7 @@ from diffpy.deepstruc.fitting import (
     EXTRA_FITS,
     FIT_RANGE,
     fit_cluster,
-    worker_threads,
+    worker_pool,
 )
 from diffpy.deepstruc.libraries import Library, load_library
 from diffpy.deepstruc.pdfdata import (
@@ -455,7 +454,7 @@ def fit_shapes(
         )
 
     # numpy releases the GIL in the heavy parts of the fits
-    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
+    with worker_pool() as threads:
         fits = list(threads.map(fit, chosen))
     fits.sort(key=lambda f: f.rw)
     for f in fits:

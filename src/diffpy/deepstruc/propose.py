@@ -63,7 +63,6 @@ runs every shipped model and ranks all their candidates together.
 """
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -81,7 +80,7 @@ from diffpy.deepstruc.fitting import (
     FIT_RANGE,
     batch_rw,
     fit_cluster,
-    worker_threads,
+    worker_pool,
 )
 from diffpy.deepstruc.libraries import load_library
 from diffpy.deepstruc.matching import FINGERPRINT_U, fingerprints, nn_distance
@@ -451,7 +450,7 @@ def _propose(
     clusters = [entry.xyz * d for entry in chosen]
     # the fits are independent and numpy releases the GIL in their heavy
     # parts, so threads share them out over the cores
-    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
+    with worker_pool() as threads:
         fits = threads.map(lambda x: fit_cluster(x, r, g, params), clusters)
     candidates = [
         Candidate(

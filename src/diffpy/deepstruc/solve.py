@@ -37,7 +37,6 @@ import math
 import sys
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,7 @@ from diffpy.deepstruc.candidate import Candidate
 from diffpy.deepstruc.confidence import check_noise, weigh_types, white_noise
 from diffpy.deepstruc.cuts import CUT_FAMILIES, cut_scan
 from diffpy.deepstruc.debye import DebyeParameters
-from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster, worker_threads
+from diffpy.deepstruc.fitting import FIT_RANGE, fit_cluster, worker_pool
 from diffpy.deepstruc.mining import mine_library
 from diffpy.deepstruc.pdfdata import load_pdf
 from diffpy.deepstruc.plausibility import (
@@ -269,7 +268,7 @@ def solve_structure(
     # qdamp and the particle size both damp G: refine qdamp unless known
     fit_qdamp = qdamp is None and pdf.qdamp is None
     # numpy releases the GIL in the heavy parts of the scans and searches
-    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
+    with worker_pool() as threads:
         rebuilt = threads.map(
             lambda start: _rebuilt(start, fit_qdamp, max_atoms), starts
         )
@@ -317,7 +316,7 @@ def solve_structure(
             result.path[:1] = origin.path
         return _solved(start, result, fit_qdamp)
 
-    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
+    with worker_pool() as threads:
         results = list(threads.map(solve, range(len(origins)), origins))
     solved = [c for c in results[: first_settled[0] + 1] if c]
     if report is not None:
@@ -363,7 +362,7 @@ def _auto_starts(eligible: list[Candidate], n_starts: int) -> list[Candidate]:
     :data:`STRAIN_MARGIN` at least, plus the proposal that fits best
     strained so, when it is not one of them.
     """
-    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
+    with worker_pool() as threads:
         plain = list(threads.map(unstrained, eligible))
     order = sorted(range(len(plain)), key=lambda k: plain[k].rw)
     distinct = distinct_geometries([plain[k].xyz for k in order])

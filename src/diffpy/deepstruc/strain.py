@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -28,7 +27,7 @@ from diffpy.deepstruc.fitting import (
     STRAIN_PARAMETERS,
     bic_weights,
     fit_cluster,
-    worker_threads,
+    worker_pool,
 )
 from diffpy.deepstruc.plausibility import distinct_geometries
 
@@ -111,7 +110,7 @@ def refit_strained(
 
     refitted = list(candidates)
     # numpy releases the GIL in the heavy parts of the fits
-    with ThreadPoolExecutor(max_workers=worker_threads()) as threads:
+    with worker_pool() as threads:
         for i, new in zip(
             chosen, threads.map(refit, [candidates[i] for i in chosen])
         ):
