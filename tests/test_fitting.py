@@ -265,3 +265,52 @@ def test_fit_cluster_needs_coordinates_to_fit_a_strain():
         fit_cluster(
             PairHistogram.from_cluster(xyz), R, _data(xyz), fit_strain=True
         )
+
+
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {
+        i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"
+    }
+
+
+def test_worker_pools_keep_blas_to_one_thread_while_any_is_open():
+    import threading
+
+    from diffpy.deepstruc.fitting import worker_pool
+
+    np.ones(2) @ np.ones(2)  # numpy's BLAS is loaded
+    before = _blas_threads()
+    # pools from two threads, the first closed while the second runs
+    opened, first_closed, inside = threading.Event(), threading.Event(), []
+
+    def first():
+        with worker_pool():
+            opened.set()
+            inside.append(_blas_threads())
+        first_closed.set()
+
+    def second():
+        opened.wait()
+        with worker_pool() as pool:
+            first_closed.wait()
+            inside.append(_blas_threads())
+            # pools opened in a pool's threads
+            nested = lambda _: _with_pool(worker_pool)  # noqa: E731
+            inside.extend(pool.map(nested, range(3)))
+
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(inside) == 5
+    assert all(seen == {1} for seen in inside), inside
+    # on one core BLAS has one thread anyway
+    assert _blas_threads() == before
+
+
+def _with_pool(worker_pool) -> set[int]:
+    with worker_pool():
+        return _blas_threads()

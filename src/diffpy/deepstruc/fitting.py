@@ -165,6 +165,8 @@ class _OneBlasThread:
         self._limits = None
 
     def __enter__(self):
+        # SciPy's BLAS is a library of its own: load it to limit it too
+        import scipy.linalg  # noqa: F401
         from threadpoolctl import threadpool_limits
 
         with self._lock:
