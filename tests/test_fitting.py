@@ -282,6 +282,10 @@ def test_worker_pools_keep_blas_to_one_thread_while_any_is_open():
 
     np.ones(2) @ np.ones(2)  # numpy's BLAS is loaded
     before = _blas_threads()
+    # a pool of the main thread first, as `propose` opens one
+    with worker_pool():
+        assert _blas_threads() == {1}
+    assert _blas_threads() == before
     # pools from two threads, the first closed while the second runs
     opened, first_closed, inside = threading.Event(), threading.Event(), []
 

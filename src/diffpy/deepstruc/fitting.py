@@ -156,13 +156,24 @@ class _OneBlasThread:
     and of the site searches); with BLAS's own threads on top, the
     pool's threads fight for the cores (on 2 cores a search took 1.4
     times as long).  Pools may nest and run in several threads: the
-    first to open sets the limit, the last to close restores BLAS.
+    first to open sets the limit, the last to close restores BLAS,
+    whichever threads they are.  threadpoolctl (3.8 on) lets only one
+    thread at a time set OpenBLAS's threads and ignores the others, so
+    each change is made with no thread in control, and leaves none.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._open = 0
         self._limits = None
+
+    @staticmethod
+    def _release_control() -> None:
+        import threadpoolctl
+
+        controller = getattr(threadpoolctl, "OpenBLASController", None)
+        if hasattr(controller, "clear_controlling_thread"):
+            controller.clear_controlling_thread(force=True)
 
     def __enter__(self):
         # SciPy's BLAS is a library of its own: load it to limit it too
@@ -171,14 +182,18 @@ class _OneBlasThread:
 
         with self._lock:
             if self._open == 0:
+                self._release_control()
                 self._limits = threadpool_limits(limits=1, user_api="blas")
+                self._release_control()
             self._open += 1
 
     def __exit__(self, *exc):
         with self._lock:
             self._open -= 1
             if self._open == 0:
+                self._release_control()
                 self._limits.restore_original_limits()
+                self._release_control()
                 self._limits = None
 
 
