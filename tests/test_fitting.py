@@ -296,9 +296,9 @@ def test_worker_pools_keep_blas_to_one_thread_while_any_is_open():
         first_closed.set()
 
     def second():
-        opened.wait()
+        opened.wait(60)
         with worker_pool() as pool:
-            first_closed.wait()
+            first_closed.wait(60)
             inside.append(_blas_threads())
             # pools opened in a pool's threads
             nested = lambda _: _with_pool(worker_pool)  # noqa: E731
