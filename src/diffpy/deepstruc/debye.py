@@ -524,14 +524,14 @@ def _pdf_from_f(f: np.ndarray, grid: _FourierGrid, r, qdamp: float):
 
 @lru_cache(maxsize=4)
 def _fourier_matrix(grid: _FourierGrid, qdamp: float, r: bytes) -> np.ndarray:
-    """A of G = f A: `_pdf_from_f` of each Fourier term of grid.
+    """A of G = f A: `_transform` of each Fourier term of grid.
 
     Cached (read-only), as searches return to earlier states; each is
     ``n_q x len(r)`` floats (5.6 MB for Qmax 25 Å⁻¹ and r to 30 Å in
     steps of 0.01 Å).
     """
     n_f = grid.nq - grid.nqmin
-    a = _pdf_from_f(np.eye(n_f), grid, np.frombuffer(r), qdamp)
+    a = _transform(np.eye(n_f), grid, _interpolation(grid, qdamp, r))
     a.flags.writeable = False
     return a
 
