@@ -290,22 +290,30 @@ def effective_points(r: np.ndarray, qmax: float) -> float:
     """Independent values of a PDF over r: ``(r_max - r_min) Qmax / pi``.
 
     The Nyquist-Shannon count of a G(r) band-limited by Qmax (at least
-    2).  ``weight Rw^2`` of `bic_weights` is about this large when the
-    misfit is noise only.
+    2).  ``weight Rw^2`` of `bic_weights` with ``per_point=False`` is
+    about this large when the misfit is white noise only.
     """
     return max((r[-1] - r[0]) * qmax / math.pi, 2.0)
 
 
 def bic_weights(
-    r: np.ndarray, g: np.ndarray, qmax: float, noise: float
+    r: np.ndarray,
+    g: np.ndarray,
+    qmax: float,
+    noise: float,
+    *,
+    per_point: bool = True,
 ) -> tuple[float, float]:
     """The two weights of the Bayesian information criterion of a fit.
 
     ``BIC = weight Rw^2 + penalty k`` for ``k`` free parameters (or
-    changed sites): ``Rw^2 sum(G^2) / sigma^2`` is the chi-square of the
-    ``n`` data points, counted over the ``n_eff = (r_max - r_min) Qmax /
-    pi`` independent values that they hold (`effective_points`), and
-    ``ln(n_eff)`` is the cost of each parameter.
+    changed sites), with ``ln(n_eff)`` the cost of each parameter
+    (``n_eff = (r_max - r_min) Qmax / pi`` independent values,
+    `effective_points`).  ``Rw^2 sum(G^2) / sigma^2`` is the chi-square
+    of the ``n`` data points for white noise of standard deviation
+    ``sigma`` per point, the noise that
+    :func:`~diffpy.deepstruc.confidence.white_noise` measures: the
+    weight of the ranking of fitted candidates.
 
     Parameters
     ----------
@@ -314,8 +322,15 @@ def bic_weights(
     qmax : float
         Qmax of the data in Å⁻¹.
     noise : float
-        Standard deviation of the noise of G; a floor of 1e-6 of the
-        largest ``|G|`` stands in for noise-free data.
+        Standard deviation of the noise of G per point; a floor of 1e-6
+        of the largest ``|G|`` stands in for noise-free data.
+    per_point : bool
+        Count the chi-square over all ``n`` points (the default).  False
+        counts it over the ``n_eff`` independent values only, ``n_eff /
+        n`` of it: right for noise correlated over ``pi / Qmax`` (noise
+        that came with F(Q)), and the site search's stricter criterion
+        (:func:`~diffpy.deepstruc.sitesearch.site_search`), under which
+        it was tuned and evaluated.
 
     Returns
     -------
@@ -323,7 +338,9 @@ def bic_weights(
     """
     n_eff = effective_points(r, qmax)
     sigma2 = max(noise, 1e-6 * float(np.abs(g).max())) ** 2
-    weight = n_eff * float(g @ g) / (len(g) * sigma2)
+    weight = float(g @ g) / sigma2
+    if not per_point:
+        weight *= n_eff / len(g)
     return weight, math.log(n_eff)
 
 

@@ -1050,7 +1050,7 @@ def site_search(
     search = _Search(
         sites, occupied, unit, family, (r, g), params, uiso, fit_qdamp
     )
-    weight, penalty = bic_weights(r, g, params.qmax, noise)
+    weight, penalty = bic_weights(r, g, params.qmax, noise, per_point=False)
     # weight Rw^2 of a misfit of white noise alone is n_eff, give or take
     # 2 standard deviations of the chi-square of the len(g) points: a
     # misfit below that range is settled
