@@ -917,8 +917,16 @@ def render(
         *_heading("Measured accuracy", "="),
         "All figures on this page were measured in one run of::",
         "",
-        "   python -m training.evaluate --model onnx_models/"
-        f"{model['name']} --write-metadata",
+        "   "
+        + " ".join(
+            [
+                "python -m training.evaluate",
+                f"--model onnx_models/{model['name']}",
+                *(["--solve"] if "solve" in random["methods"] else []),
+                *_strain_words(settings.get("solve_strain", False)),
+                "--write-metadata",
+            ]
+        ),
         "",
         f"({blind['seconds'] / 60:.0f} min in one process on a shared "
         f"2-core machine; code at {blind['evaluated_commit']}) and copied "
@@ -960,6 +968,16 @@ def render(
         "reference PDF) is nearest (Euclidean) to the test PDF's gives "
         "type, shape and count; that shape, at the d of the first peak, "
         "is fitted for Rw and MAE.",
+        *(
+            [
+                "* ``propose`` (with and without snapping) and ``mine`` "
+                "refitted their best candidates with a strain "
+                "(``strain=True``), and the truth was fitted with one for "
+                "its ΔRw."
+            ]
+            if settings.get("solve_strain")
+            else []
+        ),
         *(
             [
                 f"* ``solve`` ({_solve_call(settings)}): a site search from "
