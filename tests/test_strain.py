@@ -58,7 +58,7 @@ def test_an_unstrained_noisy_pdf_keeps_its_best_candidate_unstrained():
 def test_a_strain_is_kept_on_a_noisy_pdf_when_it_beats_its_charge():
     # 3 % strain under white noise of 5 % of max G: the strain lowers the
     # chi-square of the 3000 points by about 80, three times its charge
-    # of five parameters (27); counted over the 230 independent values
+    # of five parameters (27); counted over the 218 independent values
     # only, it would gain 6 and be dropped
     truth = _shape("fcc 3-4-4")
     r, g = simulate_pdf(
