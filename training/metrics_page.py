@@ -168,6 +168,14 @@ def _solve_call(settings) -> str:
     )
 
 
+#: What a blind evaluation run with a strain (``--strain``) did.
+STRAIN_REFITS = (
+    "``propose`` (with and without snapping) and ``mine`` refitted their "
+    "best candidates with a strain (``strain=True``), and the truth was "
+    "fitted with one for its ΔRw."
+)
+
+
 def _strain_words(strain) -> list[str]:
     """The ``--strain`` option of an evaluation that ran with ``strain``
     (none for False, the default)."""
@@ -232,13 +240,7 @@ def _geometry_model(report, blind) -> list[str]:
         "holds their clusters, and ``solve`` "
         f"({_solve_call(settings)}) searches from ``propose``'s best "
         "proposals with them."
-        + (
-            "  ``propose`` and ``mine`` refitted their best candidates "
-            "with a strain (``strain=True``), and the truth was fitted "
-            "with one for its ΔRw."
-            if settings.get("solve_strain")
-            else ""
-        ),
+        + ("  " + STRAIN_REFITS if settings.get("solve_strain") else ""),
         "",
         *_split_tables("geometry-split model", geometry),
         "Which source gave the top candidate:",
@@ -968,16 +970,7 @@ def render(
         "reference PDF) is nearest (Euclidean) to the test PDF's gives "
         "type, shape and count; that shape, at the d of the first peak, "
         "is fitted for Rw and MAE.",
-        *(
-            [
-                "* ``propose`` (with and without snapping) and ``mine`` "
-                "refitted their best candidates with a strain "
-                "(``strain=True``), and the truth was fitted with one for "
-                "its ΔRw."
-            ]
-            if settings.get("solve_strain")
-            else []
-        ),
+        *(["* " + STRAIN_REFITS] if settings.get("solve_strain") else []),
         *(
             [
                 f"* ``solve`` ({_solve_call(settings)}): a site search from "
